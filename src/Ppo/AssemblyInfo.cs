@@ -1,0 +1,2 @@
+// PPO-Clip with Stable-Baselines3 semantics lands here (see the PPO agent work item).
+namespace RlMixup.Ppo;
