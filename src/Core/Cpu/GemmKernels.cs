@@ -1,0 +1,222 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace RlMixup.Core.Cpu;
+
+// The AVX2/FMA pieces of Gemm: the 6×16 register-blocked micro-kernel and the panel packers.
+// Kept apart from Gemm.cs (the blocking loops, threading and the scalar fallback) so that each
+// file reads on its own; everything here assumes Avx2/Fma are supported (checked by the caller).
+//
+// Data layout shared by kernel and packers (BLIS terms):
+//   packed B micro-panel: kc rows of NR=16 floats, row p holds op(B)[p, j0..j0+15] (zero padded),
+//   A micro-panel: 6 rows of op(A) addressed as a[r·rsA + p·csA]; that covers
+//     packed A       (rsA=1,   csA=6),   written by PackA, zero padded past the last row,
+//     A in place     (rsA=lda, csA=1),   op(A) = A row-major, read straight from the caller,
+//     Aᵀ in place    (rsA=1,   csA=lda), op(A) = Aᵀ, read straight from the caller.
+//   Reading A in place avoids a full extra pass over A when each A panel is used only once or
+//   twice (n = 16 or 64 in the deep conv layers, where A is the 9 MB weight matrix).
+internal static unsafe class GemmKernels
+{
+    internal const int MR = 6, NR = 16;
+
+    /// <summary>
+    /// C[0..6, 0..16] = alpha·(A·B) + beta·C over kc steps (beta == 0: C is not read).
+    /// 12 ymm accumulators (6 rows × 2 vectors of 8) + 2 B vectors + 1 broadcast = 15 of the
+    /// 16 ymm registers. Per k step: 2 loads of B, 6 broadcasts of A, 12 FMAs; the FMAs are the
+    /// bottleneck (2 per cycle on Zen 3, latency 4 → needs ≥ 8 independent chains; we have 12).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Kernel6x16(int kc, float* a, nint rsA, nint csA, float* b,
+        float* c, nint ldc, float alpha, float beta)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default;
+        // Six row pointers and one shared offset: every broadcast is then a single
+        // vbroadcastss ymm, [row + off*4], whatever the strides are.
+        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA, a4 = a + 4 * rsA, a5 = a + 5 * rsA;
+        nint off = 0;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<float> b0 = Avx.LoadVector256(b), b1 = Avx.LoadVector256(b + 8), x;
+            x = Vector256.Create(a0[off]); c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a1[off]); c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a2[off]); c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a3[off]); c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a4[off]); c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a5[off]); c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+            off += csA;
+            b += NR;
+        }
+        Store(c, c00, c01, alpha, beta);
+        Store(c + ldc, c10, c11, alpha, beta);
+        Store(c + 2 * ldc, c20, c21, alpha, beta);
+        Store(c + 3 * ldc, c30, c31, alpha, beta);
+        Store(c + 4 * ldc, c40, c41, alpha, beta);
+        Store(c + 5 * ldc, c50, c51, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* c, Vector256<float> lo, Vector256<float> hi, float alpha, float beta)
+    {
+        var va = Vector256.Create(alpha);
+        if (beta == 0f)
+        {
+            // Never read C: it may hold NaN/garbage (BLAS semantics).
+            Avx.Store(c, lo * va);
+            Avx.Store(c + 8, hi * va);
+        }
+        else if (beta == 1f)
+        {
+            Avx.Store(c, Fma.MultiplyAdd(lo, va, Avx.LoadVector256(c)));
+            Avx.Store(c + 8, Fma.MultiplyAdd(hi, va, Avx.LoadVector256(c + 8)));
+        }
+        else
+        {
+            var vb = Vector256.Create(beta);
+            Avx.Store(c, Fma.MultiplyAdd(lo, va, Avx.LoadVector256(c) * vb));
+            Avx.Store(c + 8, Fma.MultiplyAdd(hi, va, Avx.LoadVector256(c + 8) * vb));
+        }
+    }
+
+    /// <summary>
+    /// Packs op(A)[i0.., p0..p0+kc) for mc rows into ceil(mc/6) micro-panels of kc×6 floats
+    /// (row r of panel q at dst[q·6·kc + p·6 + r]); rows past mc are zero.
+    /// </summary>
+    internal static void PackA(bool transA, float* a, nint lda, int mc, int kc, float* dst)
+    {
+        for (int i = 0; i < mc; i += MR, dst += MR * kc)
+        {
+            int mr = Math.Min(MR, mc - i);
+            if (!transA)
+            {
+                // A row-major (m×k): gather 6 row streams, one float each per k step.
+                float* r0 = a + i * lda;
+                if (mr == MR)
+                {
+                    float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                    float* d = dst;
+                    for (int p = 0; p < kc; p++, d += MR)
+                    {
+                        d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p];
+                        d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++)
+                        for (int r = 0; r < MR; r++)
+                            dst[p * MR + r] = r < mr ? r0[r * lda + p] : 0f;
+                }
+            }
+            else
+            {
+                // A stored (k×m): the 6 values of one k step are contiguous.
+                float* s = a + i;
+                if (mr == MR)
+                {
+                    float* d = dst;
+                    for (int p = 0; p < kc; p++, d += MR, s += lda)
+                    {
+                        Sse.Store(d, Sse.LoadVector128(s));
+                        d[4] = s[4]; d[5] = s[5];
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++)
+                        for (int r = 0; r < MR; r++)
+                            dst[p * MR + r] = r < mr ? s[p * lda + r] : 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(B)[p0..p0+kc, j0..j0+nc) into ceil(nc/16) micro-panels of kc×16 floats
+    /// (element (p, j) of panel q at dst[q·16·kc + p·16 + j]); columns past nc are zero.
+    /// </summary>
+    internal static void PackB(bool transB, float* b, nint ldb, int kc, int nc, float* dst)
+    {
+        for (int j = 0; j < nc; j += NR, dst += NR * kc)
+        {
+            int nr = Math.Min(NR, nc - j);
+            if (!transB)
+            {
+                // B row-major (k×n): each k step is 16 contiguous floats, a straight copy.
+                float* s = b + j;
+                if (nr == NR)
+                {
+                    float* d = dst;
+                    for (int p = 0; p < kc; p++, d += NR, s += ldb)
+                    {
+                        Avx.Store(d, Avx.LoadVector256(s));
+                        Avx.Store(d + 8, Avx.LoadVector256(s + 8));
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++)
+                        for (int jj = 0; jj < NR; jj++)
+                            dst[p * NR + jj] = jj < nr ? s[p * ldb + jj] : 0f;
+                }
+            }
+            else
+            {
+                // B stored (n×k), e.g. the im2col matrix in the filter gradient dW += dy·colᵀ:
+                // 16 rows of B become the 16 columns of the panel, transposed 8×8 at a time.
+                float* s = b + j * ldb;
+                if (nr == NR)
+                {
+                    int p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                    {
+                        Transpose8x8(s + p, ldb, dst + p * NR);
+                        Transpose8x8(s + 8 * ldb + p, ldb, dst + p * NR + 8);
+                    }
+                    for (; p < kc; p++)
+                        for (int jj = 0; jj < NR; jj++)
+                            dst[p * NR + jj] = s[jj * ldb + p];
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++)
+                        for (int jj = 0; jj < NR; jj++)
+                            dst[p * NR + jj] = jj < nr ? s[jj * ldb + p] : 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads 8 rows of 8 floats (row stride ld) and writes the transpose as 8 rows of 8 floats
+    /// with row stride NR: dst[p·NR + j] = src[j·ld + p].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(float* src, nint ld, float* dst)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ld);
+        var r2 = Avx.LoadVector256(src + 2 * ld); var r3 = Avx.LoadVector256(src + 3 * ld);
+        var r4 = Avx.LoadVector256(src + 4 * ld); var r5 = Avx.LoadVector256(src + 5 * ld);
+        var r6 = Avx.LoadVector256(src + 6 * ld); var r7 = Avx.LoadVector256(src + 7 * ld);
+        // Interleave pairs of rows, then pairs of pairs: u0 = column 0 (low lane) and column 4
+        // (high lane) of rows 0..3, and so on; the final lane permutes join rows 0..3 and 4..7.
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + NR, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * NR, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * NR, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * NR, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * NR, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * NR, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * NR, Avx.Permute2x128(u3, u7, 0x31));
+    }
+}
