@@ -1,0 +1,204 @@
+namespace RlMixup.Core.Cpu;
+
+// Batch norm over (N,H,W) per channel, and the soft-target classification loss.
+// Channel statistics are accumulated in double: a width-64 layer sums 100·32·32 = 102,400 values.
+public sealed partial class CpuBackend
+{
+    private static void CheckBatchNorm(string op, Shape x, Tensor gamma, params Tensor[] perChannel)
+    {
+        Check.Rank(op, "input", x, 4);
+        var c = new Shape(x.C);
+        Check.Same(op, "gamma", gamma.Shape, c);
+        foreach (var t in perChannel) Check.Same(op, "per-channel tensor", t.Shape, c);
+    }
+
+    public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd,
+        float momentum, float eps, bool updateRunning)
+    {
+        const string op = "batch norm";
+        CheckBatchNorm(op, x.Shape, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        Check.Same(op, "output", y.Shape, x.Shape);
+        int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
+        if (count < 2 && updateRunning)
+            throw new ArgumentException($"{op}: training mode needs more than one value per channel, got input {x.Shape}");
+        float[] xa = Arr(x), ya = Arr(y), g = Arr(gamma), b = Arr(beta);
+        float[] rm = Arr(runningMean), rv = Arr(runningVar), sm = Arr(saveMean), si = Arr(saveInvStd);
+        int xo = x.Offset, yo = y.Offset;
+        Chunks(c, 1, (s, e, _) =>
+        {
+            for (int ch = s; ch < e; ch++)
+            {
+                double sum = 0, sumSq = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    int baseIdx = xo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++) { double v = xa[baseIdx + j]; sum += v; }
+                }
+                double mean = sum / count;
+                for (int i = 0; i < n; i++)
+                {
+                    int baseIdx = xo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++) { double d = xa[baseIdx + j] - mean; sumSq += d * d; }
+                }
+                double var = sumSq / count;
+                float invStd = (float)(1.0 / Math.Sqrt(var + eps));
+                float meanF = (float)mean;
+                sm[saveMean.Offset + ch] = meanF;
+                si[saveInvStd.Offset + ch] = invStd;
+                if (updateRunning)
+                {
+                    rm[runningMean.Offset + ch] = (1 - momentum) * rm[runningMean.Offset + ch] + momentum * meanF;
+                    rv[runningVar.Offset + ch] = (1 - momentum) * rv[runningVar.Offset + ch] + momentum * (float)(sumSq / (count - 1));
+                }
+                float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - meanF * scale;
+                for (int i = 0; i < n; i++)
+                {
+                    int xi = xo + (i * c + ch) * hw, yi = yo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++) ya[yi + j] = xa[xi + j] * scale + shift;
+                }
+            }
+        });
+    }
+
+    public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, float eps)
+    {
+        const string op = "batch norm (eval)";
+        CheckBatchNorm(op, x.Shape, gamma, beta, runningMean, runningVar);
+        Check.Same(op, "output", y.Shape, x.Shape);
+        int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W;
+        float[] xa = Arr(x), ya = Arr(y), g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar);
+        int xo = x.Offset, yo = y.Offset;
+        Chunks(n * c, 1, (s, e, _) =>
+        {
+            for (int plane = s; plane < e; plane++)
+            {
+                int ch = plane % c;
+                float invStd = 1f / MathF.Sqrt(rv[runningVar.Offset + ch] + eps);
+                float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - rm[runningMean.Offset + ch] * scale;
+                int xi = xo + plane * hw, yi = yo + plane * hw;
+                for (int j = 0; j < hw; j++) ya[yi + j] = xa[xi + j] * scale + shift;
+            }
+        });
+    }
+
+    public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma,
+        Tensor saveMean, Tensor saveInvStd)
+    {
+        const string op = "batch norm backward";
+        CheckBatchNorm(op, x.Shape, gamma, saveMean, saveInvStd);
+        Check.Same(op, "dy", dy.Shape, x.Shape);
+        Check.Same(op, "dx", dx.Shape, x.Shape);
+        if (dgamma != null) Check.Same(op, "dgamma", dgamma.Shape, gamma.Shape);
+        if (dbeta != null) Check.Same(op, "dbeta", dbeta.Shape, gamma.Shape);
+        int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
+        float[] xa = Arr(x), dya = Arr(dy), dxa = Arr(dx), g = Arr(gamma), sm = Arr(saveMean), si = Arr(saveInvStd);
+        int xo = x.Offset, dyo = dy.Offset, dxo = dx.Offset;
+        Chunks(c, 1, (s, e, _) =>
+        {
+            for (int ch = s; ch < e; ch++)
+            {
+                float mean = sm[saveMean.Offset + ch], invStd = si[saveInvStd.Offset + ch];
+                // Σ dy and Σ dy·x̂ over the channel: dβ and dγ, and the two projections in dx.
+                double sumDy = 0, sumDyXhat = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    int xi = xo + (i * c + ch) * hw, gi = dyo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++)
+                    {
+                        double d = dya[gi + j];
+                        sumDy += d;
+                        sumDyXhat += d * ((xa[xi + j] - mean) * invStd);
+                    }
+                }
+                if (dbeta != null) Arr(dbeta)[dbeta.Offset + ch] += (float)sumDy;
+                if (dgamma != null) Arr(dgamma)[dgamma.Offset + ch] += (float)sumDyXhat;
+                // dx = γ·invStd·(dy − mean(dy) − x̂·mean(dy·x̂))
+                float k = g[gamma.Offset + ch] * invStd;
+                float meanDy = (float)(sumDy / count), meanDyXhat = (float)(sumDyXhat / count);
+                for (int i = 0; i < n; i++)
+                {
+                    int xi = xo + (i * c + ch) * hw, gi = dyo + (i * c + ch) * hw, di = dxo + (i * c + ch) * hw;
+                    for (int j = 0; j < hw; j++)
+                    {
+                        float xhat = (xa[xi + j] - mean) * invStd;
+                        dxa[di + j] = k * (dya[gi + j] - meanDy - xhat * meanDyXhat);
+                    }
+                }
+            }
+        });
+    }
+
+    // ---- loss
+
+    private static void CheckRows(string op, string what, Shape s, Shape expected)
+    {
+        Check.Rank(op, what, s, 2);
+        Check.Same(op, what, s, expected);
+    }
+
+    public void LogSoftmaxForward(Tensor logp, Tensor z)
+    {
+        Check.Rank("log-softmax", "input", z.Shape, 2);
+        CheckRows("log-softmax", "output", logp.Shape, z.Shape);
+        int rows = z.Shape[0], k = z.Shape[1];
+        var ls = Host(logp); var zs = Host(z);
+        for (int r = 0; r < rows; r++)
+        {
+            var zr = zs.Slice(r * k, k);
+            var lr = ls.Slice(r * k, k);
+            float max = float.NegativeInfinity;
+            for (int j = 0; j < k; j++) max = MathF.Max(max, zr[j]);
+            double sum = 0;
+            for (int j = 0; j < k; j++) sum += Math.Exp(zr[j] - max);
+            float lse = max + (float)Math.Log(sum);
+            for (int j = 0; j < k; j++) lr[j] = zr[j] - lse;
+        }
+    }
+
+    public void LogSoftmaxBackward(Tensor dz, Tensor logp, Tensor dlogp)
+    {
+        Check.Rank("log-softmax backward", "logp", logp.Shape, 2);
+        CheckRows("log-softmax backward", "dlogp", dlogp.Shape, logp.Shape);
+        CheckRows("log-softmax backward", "dz", dz.Shape, logp.Shape);
+        int rows = logp.Shape[0], k = logp.Shape[1];
+        var d = Host(dz); var l = Host(logp); var g = Host(dlogp);
+        for (int r = 0; r < rows; r++)
+        {
+            double sum = 0;
+            for (int j = 0; j < k; j++) sum += g[r * k + j];
+            for (int j = 0; j < k; j++) d[r * k + j] = g[r * k + j] - MathF.Exp(l[r * k + j]) * (float)sum;
+        }
+    }
+
+    public void SoftCrossEntropyForward(Tensor losses, Tensor logp, Tensor targets)
+    {
+        Check.Rank("soft cross-entropy", "logp", logp.Shape, 2);
+        CheckRows("soft cross-entropy", "targets", targets.Shape, logp.Shape);
+        int rows = logp.Shape[0], k = logp.Shape[1];
+        Check.Same("soft cross-entropy", "losses", losses.Shape, new Shape(rows));
+        var o = Host(losses); var l = Host(logp); var y = Host(targets);
+        for (int r = 0; r < rows; r++)
+        {
+            double s = 0;
+            for (int j = 0; j < k; j++) s -= (double)y[r * k + j] * l[r * k + j];
+            o[r] = (float)s;
+        }
+    }
+
+    public void SoftCrossEntropyBackward(Tensor dz, Tensor logp, Tensor targets, float scale)
+    {
+        Check.Rank("soft cross-entropy backward", "logp", logp.Shape, 2);
+        CheckRows("soft cross-entropy backward", "targets", targets.Shape, logp.Shape);
+        CheckRows("soft cross-entropy backward", "dz", dz.Shape, logp.Shape);
+        int rows = logp.Shape[0], k = logp.Shape[1];
+        var d = Host(dz); var l = Host(logp); var y = Host(targets);
+        for (int r = 0; r < rows; r++)
+        {
+            float ySum = 0;
+            for (int j = 0; j < k; j++) ySum += y[r * k + j];
+            for (int j = 0; j < k; j++) d[r * k + j] = scale * (MathF.Exp(l[r * k + j]) * ySum - y[r * k + j]);
+        }
+    }
+}

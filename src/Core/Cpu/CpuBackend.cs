@@ -1,0 +1,265 @@
+using System.Runtime.CompilerServices;
+
+namespace RlMixup.Core.Cpu;
+
+/// <summary>
+/// The CPU backend: the reference twin of every GPU op, and fast enough to train on.
+/// Memory is managed float arrays. Work is split over <see cref="Threads"/> threads; convolutions
+/// parallelise over images and run a single-threaded GEMM per image.
+/// This file: memory, elementwise, dense and optimiser ops. Convolution, batch norm and the loss
+/// live in the other CpuBackend.*.cs files.
+/// </summary>
+public sealed partial class CpuBackend : IBackend
+{
+    public CpuBackend(int? threads = null)
+    {
+        Threads = Math.Max(1, threads ?? Environment.ProcessorCount);
+        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Threads };
+    }
+
+    public string Name => "cpu";
+    public int Threads { get; }
+    private readonly ParallelOptions _parallel;
+
+    public void Dispose() { }
+
+    // ---- memory
+
+    public Tensor Allocate(Shape shape) => new(new CpuBuffer(this, new float[shape.Size]), 0, shape, ownsBuffer: true);
+
+    public void Upload(Tensor dst, ReadOnlySpan<float> src) => src.CopyTo(Host(dst));
+    public void Download(Tensor src, Span<float> dst) => Host(src).CopyTo(dst);
+    public void Fill(Tensor t, float value) => Host(t).Fill(value);
+
+    public void Copy(Tensor dst, Tensor src)
+    {
+        Check.Same("copy", "destination", dst.Shape, src.Shape);
+        Host(src).CopyTo(Host(dst));
+    }
+
+    /// <summary>Host span of a tensor that must belong to this backend.</summary>
+    private Span<float> Host(Tensor t)
+    {
+        if (t.Buffer is not CpuBuffer b || !ReferenceEquals(b.Owner, this))
+            throw new ArgumentException($"tensor of shape {t.Shape} belongs to backend '{t.Backend.Name}', not to this CPU backend");
+        return b.Data.AsSpan(t.Offset, t.Length);
+    }
+
+    /// <summary>Pins the tensor's array; the caller keeps the handle alive while using the pointer.</summary>
+    private static unsafe float* Ptr(Tensor t, out System.Runtime.InteropServices.GCHandle pin)
+    {
+        var arr = ((CpuBuffer)t.Buffer).Data;
+        pin = System.Runtime.InteropServices.GCHandle.Alloc(arr, System.Runtime.InteropServices.GCHandleType.Pinned);
+        return (float*)pin.AddrOfPinnedObject() + t.Offset;
+    }
+
+    /// <summary>
+    /// Runs body(start, end, worker) over [0, count) split into at most Threads contiguous chunks.
+    /// Small problems (count &lt; minPerChunk·2) run on the calling thread.
+    /// </summary>
+    private void Chunks(int count, int minPerChunk, Action<int, int, int> body)
+    {
+        int workers = Math.Min(Threads, Math.Max(1, count / Math.Max(1, minPerChunk)));
+        if (workers <= 1) { body(0, count, 0); return; }
+        Parallel.For(0, workers, _parallel, w =>
+        {
+            int start = (int)((long)count * w / workers), end = (int)((long)count * (w + 1) / workers);
+            body(start, end, w);
+        });
+    }
+
+    private const int ElementwiseChunk = 1 << 15;
+
+    // ---- elementwise
+
+    public void Add(Tensor y, Tensor a, Tensor b)
+    {
+        Check.Same("add", "b", b.Shape, a.Shape);
+        Check.Same("add", "output", y.Shape, a.Shape);
+        var (ya, aa, ba) = (Arr(y), Arr(a), Arr(b));
+        int yo = y.Offset, ao = a.Offset, bo = b.Offset;
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
+        {
+            for (int i = s; i < e; i++) ya[yo + i] = aa[ao + i] + ba[bo + i];
+        });
+    }
+
+    public void Axpy(Tensor y, float alpha, Tensor x)
+    {
+        Check.Same("axpy", "x", x.Shape, y.Shape);
+        var (ya, xa) = (Arr(y), Arr(x));
+        int yo = y.Offset, xo = x.Offset;
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
+        {
+            for (int i = s; i < e; i++) ya[yo + i] += alpha * xa[xo + i];
+        });
+    }
+
+    public void Scale(Tensor y, float alpha)
+    {
+        var s = Host(y);
+        for (int i = 0; i < s.Length; i++) s[i] *= alpha;
+    }
+
+    public void ReluForward(Tensor y, Tensor x)
+    {
+        Check.Same("relu", "output", y.Shape, x.Shape);
+        var (ya, xa) = (Arr(y), Arr(x));
+        int yo = y.Offset, xo = x.Offset;
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
+        {
+            for (int i = s; i < e; i++) ya[yo + i] = MathF.Max(xa[xo + i], 0f);
+        });
+    }
+
+    public void ReluBackward(Tensor dx, Tensor y, Tensor dy)
+    {
+        Check.Same("relu backward", "dy", dy.Shape, y.Shape);
+        Check.Same("relu backward", "dx", dx.Shape, y.Shape);
+        var (da, ya, ga) = (Arr(dx), Arr(y), Arr(dy));
+        int dOff = dx.Offset, yOff = y.Offset, gOff = dy.Offset;
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
+        {
+            for (int i = s; i < e; i++) da[dOff + i] = ya[yOff + i] > 0f ? ga[gOff + i] : 0f;
+        });
+    }
+
+    public void TanhForward(Tensor y, Tensor x)
+    {
+        Check.Same("tanh", "output", y.Shape, x.Shape);
+        var ys = Host(y); var xs = Host(x);
+        for (int i = 0; i < ys.Length; i++) ys[i] = MathF.Tanh(xs[i]);
+    }
+
+    public void TanhBackward(Tensor dx, Tensor y, Tensor dy)
+    {
+        Check.Same("tanh backward", "dy", dy.Shape, y.Shape);
+        Check.Same("tanh backward", "dx", dx.Shape, y.Shape);
+        var d = Host(dx); var ys = Host(y); var g = Host(dy);
+        for (int i = 0; i < d.Length; i++) d[i] = g[i] * (1f - ys[i] * ys[i]);
+    }
+
+    private static float[] Arr(Tensor t) => ((CpuBuffer)t.Buffer).Data;
+
+    // ---- dense
+
+    public unsafe void Gemm(Tensor c, Tensor a, bool transA, Tensor b, bool transB, float alpha = 1f, float beta = 0f)
+    {
+        Check.Rank("gemm", "A", a.Shape, 2);
+        Check.Rank("gemm", "B", b.Shape, 2);
+        Check.Rank("gemm", "C", c.Shape, 2);
+        int m = transA ? a.Shape[1] : a.Shape[0], k = transA ? a.Shape[0] : a.Shape[1];
+        int kb = transB ? b.Shape[1] : b.Shape[0], n = transB ? b.Shape[0] : b.Shape[1];
+        if (k != kb)
+            throw new ShapeMismatchException($"gemm: inner dimensions of A {a.Shape}{(transA ? "ᵀ" : "")} and B {b.Shape}{(transB ? "ᵀ" : "")} differ ({k} vs {kb})");
+        Check.Same("gemm", "C", c.Shape, new Shape(m, n));
+        Host(a); Host(b); Host(c);
+        float* pa = Ptr(a, out var ha), pb = Ptr(b, out var hb), pc = Ptr(c, out var hc);
+        try { Cpu.Gemm.Sgemm(transA, transB, m, n, k, alpha, pa, a.Shape[1], pb, b.Shape[1], beta, pc, n, Threads); }
+        finally { ha.Free(); hb.Free(); hc.Free(); }
+    }
+
+    public unsafe void LinearForward(Tensor y, Tensor x, Tensor w, Tensor? b)
+    {
+        Check.Rank("linear", "input", x.Shape, 2);
+        Check.Rank("linear", "weight", w.Shape, 2);
+        Check.Dim("linear", "input", x.Shape, 1, "weight", w.Shape, 1);
+        int n = x.Shape[0], fin = x.Shape[1], fout = w.Shape[0];
+        Check.Same("linear", "output", y.Shape, new Shape(n, fout));
+        if (b != null) Check.Same("linear", "bias", b.Shape, new Shape(fout));
+        Gemm(y, x, false, w, true);
+        if (b != null)
+        {
+            var ys = Host(y); var bs = Host(b);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < fout; j++) ys[i * fout + j] += bs[j];
+        }
+    }
+
+    public void LinearBackward(Tensor? dx, Tensor? dw, Tensor? db, Tensor dy, Tensor x, Tensor w)
+    {
+        Check.Rank("linear backward", "input", x.Shape, 2);
+        Check.Dim("linear backward", "input", x.Shape, 1, "weight", w.Shape, 1);
+        int n = x.Shape[0], fout = w.Shape[0];
+        Check.Same("linear backward", "dy", dy.Shape, new Shape(n, fout));
+        if (dx != null) { Check.Same("linear backward", "dx", dx.Shape, x.Shape); Gemm(dx, dy, false, w, false); }
+        if (dw != null) { Check.Same("linear backward", "dw", dw.Shape, w.Shape); Gemm(dw, dy, true, x, false, 1f, 1f); }
+        if (db != null)
+        {
+            Check.Same("linear backward", "db", db.Shape, new Shape(fout));
+            var dbs = Host(db); var dys = Host(dy);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < fout; j++) dbs[j] += dys[i * fout + j];
+        }
+    }
+
+    // ---- pooling
+
+    public void GlobalAvgPoolForward(Tensor y, Tensor x)
+    {
+        Check.Rank("global average pool", "input", x.Shape, 4);
+        Check.Same("global average pool", "output", y.Shape, new Shape(x.Shape.N, x.Shape.C));
+        int hw = x.Shape.H * x.Shape.W;
+        var ys = Host(y); var xs = Host(x);
+        for (int r = 0; r < ys.Length; r++)
+        {
+            float s = 0;
+            var row = xs.Slice(r * hw, hw);
+            for (int i = 0; i < hw; i++) s += row[i];
+            ys[r] = s / hw;
+        }
+    }
+
+    public void GlobalAvgPoolBackward(Tensor dx, Tensor dy)
+    {
+        Check.Rank("global average pool backward", "dx", dx.Shape, 4);
+        Check.Same("global average pool backward", "dy", dy.Shape, new Shape(dx.Shape.N, dx.Shape.C));
+        int hw = dx.Shape.H * dx.Shape.W;
+        var dxs = Host(dx); var dys = Host(dy);
+        for (int r = 0; r < dys.Length; r++) dxs.Slice(r * hw, hw).Fill(dys[r] / hw);
+    }
+
+    // ---- optimisers
+
+    public void SgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, float lr, float momentum, float weightDecay, bool nesterov)
+    {
+        Check.Same("sgd", "grad", grad.Shape, param.Shape);
+        Check.Same("sgd", "momentum buffer", momentumBuffer.Shape, param.Shape);
+        var (p, g, m) = (Arr(param), Arr(grad), Arr(momentumBuffer));
+        int po = param.Offset, go = grad.Offset, mo = momentumBuffer.Offset;
+        Chunks(param.Length, ElementwiseChunk, (s, e, _) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                float gi = g[go + i] + weightDecay * p[po + i];
+                float buf = momentum * m[mo + i] + gi;
+                m[mo + i] = buf;
+                p[po + i] -= lr * (nesterov ? gi + momentum * buf : buf);
+            }
+        });
+    }
+
+    public void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, float lr, float beta1, float beta2, float eps, float weightDecay)
+    {
+        Check.Same("adam", "grad", grad.Shape, param.Shape);
+        Check.Same("adam", "first moment", m.Shape, param.Shape);
+        Check.Same("adam", "second moment", v.Shape, param.Shape);
+        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), "adam: step is 1-based");
+        // Bias corrections in double, as PyTorch computes them in Python floats.
+        double bc1 = 1 - Math.Pow(beta1, step), bc2 = 1 - Math.Pow(beta2, step);
+        float stepSize = (float)(lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
+        var (p, g, ma, va) = (Arr(param), Arr(grad), Arr(m), Arr(v));
+        int po = param.Offset, go = grad.Offset, mo = m.Offset, vo = v.Offset;
+        Chunks(param.Length, ElementwiseChunk, (s, e, _) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                float gi = g[go + i] + weightDecay * p[po + i];
+                float mi = beta1 * ma[mo + i] + (1 - beta1) * gi;
+                float vi = beta2 * va[vo + i] + (1 - beta2) * gi * gi;
+                ma[mo + i] = mi; va[vo + i] = vi;
+                p[po + i] -= stepSize * mi / (MathF.Sqrt(vi) / bc2Sqrt + eps);
+            }
+        });
+    }
+}
