@@ -18,9 +18,9 @@ public class BadInputTests
 
     private Tensor A(params int[] dims) => _b.Allocate(new Shape(dims));
 
-    private static void ThrowsNaming(TestDelegate op, Tensor first, Tensor second)
+    private static void ThrowsNaming(Action op, Tensor first, Tensor second)
     {
-        var ex = Assert.Throws<ShapeMismatchException>(op)!;
+        var ex = Assert.Throws<ShapeMismatchException>(() => op())!;
         Assert.That(ex.Message, Does.Contain(first.Shape.ToString()), $"message should name {first.Shape}");
         Assert.That(ex.Message, Does.Contain(second.Shape.ToString()), $"message should name {second.Shape}");
     }
