@@ -4,5 +4,14 @@ namespace RlMixup.Bench;
 
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    /// <summary>
+    /// `step ...` runs the Stopwatch step timer (the twin of bench/reference/torch_step.py);
+    /// anything else goes to BenchmarkDotNet, e.g. `--filter '*Conv*'`.
+    /// </summary>
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "step") return StepTimer.Run(args[1..]);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }

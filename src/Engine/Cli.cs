@@ -1,11 +1,63 @@
+using System.CommandLine;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+using RlMixup.Core.Cpu;
+
 namespace RlMixup.Engine;
 
-/// <summary>The command line. Commands are added as the engine grows.</summary>
+/// <summary>The command line. Every command has --help; bad input ends with one error line and exit code 2.</summary>
 public static class Cli
 {
     public static int Run(string[] args)
     {
-        Console.WriteLine("rlmixup");
-        return 0;
+        var root = new RootCommand("RL-Mixup: learning mix-up policies with reinforcement learning (CPU and CUDA training engine)");
+        root.Subcommands.Add(InfoCommand());
+        try
+        {
+            var parse = root.Parse(args);
+            if (parse.Errors.Count > 0)
+            {
+                foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
+                Console.Error.WriteLine("Run with --help for usage.");
+                return 2;
+            }
+            return parse.Invoke();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static Command InfoCommand()
+    {
+        var cmd = new Command("info", "Print the version, the available backends and the CPU features in use");
+        cmd.SetAction(_ =>
+        {
+            foreach (var line in InfoLines()) Console.WriteLine(line);
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static IEnumerable<string> InfoLines()
+    {
+        var version = typeof(Cli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+        yield return $"rlmixup {version.Split('+')[0]}";
+        yield return $"runtime      .NET {Environment.Version} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})";
+        var cpu = new CpuBackend();
+        yield return $"backend cpu  available: {cpu.Threads} threads";
+        yield return "backend cuda not available: the CUDA backend is not built into this version";
+        var features = new List<string>();
+        if (Avx2.IsSupported) features.Add("AVX2");
+        if (Fma.IsSupported) features.Add("FMA");
+        if (Avx512F.IsSupported) features.Add("AVX-512F");
+        if (AdvSimd.IsSupported) features.Add("NEON");
+        yield return $"cpu features {(features.Count > 0 ? string.Join(" ", features) : "none")}; Vector256 accelerated: {Vector256.IsHardwareAccelerated}";
+        yield return $"gemm path    {(Avx.IsSupported && Fma.IsSupported ? "AVX2+FMA packed micro-kernel" : "scalar fallback")}";
     }
 }
