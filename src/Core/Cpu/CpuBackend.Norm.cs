@@ -8,7 +8,9 @@ public sealed partial class CpuBackend
     {
         Check.Rank(op, "input", x, 4);
         var c = new Shape(x.C);
-        Check.Same(op, "gamma", gamma.Shape, c);
+        // name the input as well as gamma, so that the message says where the channel count comes from
+        Check.Rank(op, "gamma", gamma.Shape, 1);
+        Check.Dim(op, "gamma", gamma.Shape, 0, "input", x, 1);
         foreach (var t in perChannel) Check.Same(op, "per-channel tensor", t.Shape, c);
     }
 
