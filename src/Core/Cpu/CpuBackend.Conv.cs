@@ -1,47 +1,74 @@
 namespace RlMixup.Core.Cpu;
 
-// Convolution as im2col + GEMM, one image at a time, images spread over the threads.
-// For image n with input x[n] (C,H,W), weight W (O, C·kH·kW) and output y[n] (O, Ho·Wo):
-//   col  (C·kH·kW, Ho·Wo) = im2col(x[n])
-//   y[n] = W · col                               (forward)
-//   dcol = Wᵀ · dy[n];  dx[n] = col2im(dcol)     (backward-data)
-//   dW  += dy[n] · colᵀ                          (backward-filter, per-thread partial sums)
-// A 1×1 kernel with stride 1 and no padding skips im2col: col is x[n] itself.
+// Convolution as im2col + GEMM over GROUPS of images, groups spread over the threads.
+// For a group of G images with weight W (O, C·kH·kW) and P = Ho·Wo output pixels per image:
+//   col  (C·kH·kW, G·P) = im2col of the G images side by side
+//   Y    (O, G·P)       = W · col,         then scattered into y[n] (O, P)    (forward)
+//   dcol (C·kH·kW, G·P) = Wᵀ · dY,         dY gathered from dy; col2im per image (backward-data)
+//   dW  += dY · colᵀ                       per-thread partial sums               (backward-filter)
+// Why groups: deep layers have few pixels (P = 16 at 4×4) and big weights (W is 9 MB at width 64);
+// one image per GEMM would stream W once per image for a 16-column product. G is chosen so that a
+// GEMM has about TargetColumns columns and each thread gets whole groups. With P ≥ TargetColumns
+// (the 32×32 layers) G = 1 and y/dy are used in place, with no scatter or gather.
 public sealed partial class CpuBackend
 {
-    [ThreadStatic] private static float[]? t_col;
+    private const int TargetColumns = 512;
 
-    private static float[] ColBuffer(int size)
+    [ThreadStatic] private static float[]? t_col, t_mat;
+
+    private static float[] Scratch(ref float[]? slot, int size)
     {
-        var b = t_col;
-        if (b == null || b.Length < size) t_col = b = new float[size];
-        return b;
+        if (slot == null || slot.Length < size) slot = new float[size];
+        return slot;
     }
 
-    private static bool IsPointwise(Shape w, Conv2dSpec s) =>
-        w.H == 1 && w.W == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadH == 0 && s.PadW == 0;
+    /// <summary>Geometry of one convolution call, shared by forward and both backward passes.</summary>
+    private readonly record struct ConvPlan(int N, int C, int H, int W, int O, int KH, int KW, int OH, int OW, Conv2dSpec Spec, int Group)
+    {
+        public int Ckk => C * KH * KW;
+        public int P => OH * OW;
+        public int InImage => C * H * W;
+        public int OutImage => O * P;
+        public int Groups => (N + Group - 1) / Group;
+        public bool Pointwise => KH == 1 && KW == 1 && Spec.StrideH == 1 && Spec.StrideW == 1 && Spec.PadH == 0 && Spec.PadW == 0;
+        public (int First, int Count) Images(int group) => (group * Group, Math.Min(Group, N - group * Group));
+    }
+
+    private ConvPlan Plan(Shape x, Shape w, Shape y, Conv2dSpec spec)
+    {
+        int p = y.H * y.W;
+        // Enough groups per thread that each GEMM has ~TargetColumns columns, then as few images per group as that allows.
+        int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)x.N * p / ((double)Threads * TargetColumns)));
+        int groups = Math.Min(x.N, Threads * groupsPerThread);
+        int g = (x.N + groups - 1) / groups;
+        return new ConvPlan(x.N, x.C, x.H, x.W, w.N, w.H, w.W, y.H, y.W, spec, g);
+    }
 
     public unsafe void Conv2dForward(Tensor y, Tensor x, Tensor w, Conv2dSpec spec)
     {
         var yShape = spec.OutputShape(x.Shape, w.Shape);
         Check.Same("conv2d", "output", y.Shape, yShape);
         Host(y); Host(x); Host(w);
-        int n = x.Shape.N, c = x.Shape.C, h = x.Shape.H, wd = x.Shape.W, o = w.Shape.N;
-        int kh = w.Shape.H, kw = w.Shape.W, oh = yShape.H, ow = yShape.W;
-        int ckk = c * kh * kw, ohw = oh * ow, inImage = c * h * wd, outImage = o * ohw;
-        bool pointwise = IsPointwise(w.Shape, spec);
+        var pl = Plan(x.Shape, w.Shape, yShape, spec);
         float[] xa = Arr(x), wa = Arr(w), ya = Arr(y);
         int xo = x.Offset, wo = w.Offset, yo = y.Offset;
-        Chunks(n, 1, (s, e, _) =>
+        Chunks(pl.Groups, 1, (s, e, _) =>
         {
-            float[] col = pointwise ? xa : ColBuffer(ckk * ohw);
-            fixed (float* pw = &wa[wo], pcol0 = col, py0 = ya, px0 = xa)
-                for (int i = s; i < e; i++)
+            int cols = pl.Group * pl.P;
+            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
+            fixed (float* pw = &wa[wo], pcol = col, pmat = mat, py = &ya[yo], px = &xa[xo])
+                for (int grp = s; grp < e; grp++)
                 {
-                    float* pcol = pcol0;
-                    if (pointwise) pcol = px0 + xo + i * inImage;
-                    else Im2Col(px0 + xo + i * inImage, c, h, wd, kh, kw, spec, oh, ow, pcol);
-                    Cpu.Gemm.Sgemm(false, false, o, ohw, ckk, 1f, pw, ckk, pcol, ohw, 0f, py0 + yo + i * outImage, ohw, 1);
+                    var (first, count) = pl.Images(grp);
+                    int ld = count * pl.P;
+                    float* b = pcol;
+                    if (count == 1 && pl.Pointwise) b = px + first * pl.InImage;
+                    else
+                        for (int i = 0; i < count; i++)
+                            Im2Col(px + (first + i) * pl.InImage, pl, pcol + i * pl.P, ld);
+                    float* c = count == 1 ? py + first * pl.OutImage : pmat;
+                    Cpu.Gemm.Sgemm(false, false, pl.O, ld, pl.Ckk, 1f, pw, pl.Ckk, b, ld, 0f, c, ld, 1);
+                    if (count > 1) ScatterImages(pmat, py + first * pl.OutImage, count, pl.O, pl.P);
                 }
         });
     }
@@ -51,22 +78,28 @@ public sealed partial class CpuBackend
         var yShape = spec.OutputShape(dx.Shape, w.Shape);
         Check.Same("conv2d backward-data", "dy", dy.Shape, yShape);
         Host(dx); Host(dy); Host(w);
-        int n = dx.Shape.N, c = dx.Shape.C, h = dx.Shape.H, wd = dx.Shape.W, o = w.Shape.N;
-        int kh = w.Shape.H, kw = w.Shape.W, oh = yShape.H, ow = yShape.W;
-        int ckk = c * kh * kw, ohw = oh * ow, inImage = c * h * wd, outImage = o * ohw;
-        bool pointwise = IsPointwise(w.Shape, spec);
+        var pl = Plan(dx.Shape, w.Shape, yShape, spec);
         float[] dxa = Arr(dx), wa = Arr(w), dya = Arr(dy);
         int dxo = dx.Offset, wo = w.Offset, dyo = dy.Offset;
-        Chunks(n, 1, (s, e, _) =>
+        Chunks(pl.Groups, 1, (s, e, _) =>
         {
-            float[] col = pointwise ? dxa : ColBuffer(ckk * ohw);
-            fixed (float* pw = &wa[wo], pcol0 = col, pdy0 = dya, pdx0 = dxa)
-                for (int i = s; i < e; i++)
+            int cols = pl.Group * pl.P;
+            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
+            fixed (float* pw = &wa[wo], pcol = col, pmat = mat, pdy = &dya[dyo], pdx = &dxa[dxo])
+                for (int grp = s; grp < e; grp++)
                 {
-                    float* pdx = pdx0 + dxo + i * inImage;
-                    float* pcol = pointwise ? pdx : pcol0;
-                    Cpu.Gemm.Sgemm(true, false, ckk, ohw, o, 1f, pw, ckk, pdy0 + dyo + i * outImage, ohw, 0f, pcol, ohw, 1);
-                    if (!pointwise) Col2Im(pcol, c, h, wd, kh, kw, spec, oh, ow, pdx);
+                    var (first, count) = pl.Images(grp);
+                    int ld = count * pl.P;
+                    float* b = pdy + first * pl.OutImage;
+                    if (count > 1) { GatherImages(b, pmat, count, pl.O, pl.P); b = pmat; }
+                    if (count == 1 && pl.Pointwise)
+                    {
+                        Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pdx + first * pl.InImage, ld, 1);
+                        continue;
+                    }
+                    Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pcol, ld, 1);
+                    for (int i = 0; i < count; i++)
+                        Col2Im(pcol + i * pl.P, ld, pl, pdx + (first + i) * pl.InImage);
                 }
         });
     }
@@ -76,70 +109,99 @@ public sealed partial class CpuBackend
         var yShape = spec.OutputShape(x.Shape, dw.Shape);
         Check.Same("conv2d backward-filter", "dy", dy.Shape, yShape);
         Host(dw); Host(x); Host(dy);
-        int n = x.Shape.N, c = x.Shape.C, h = x.Shape.H, wd = x.Shape.W, o = dw.Shape.N;
-        int kh = dw.Shape.H, kw = dw.Shape.W, oh = yShape.H, ow = yShape.W;
-        int ckk = c * kh * kw, ohw = oh * ow, inImage = c * h * wd, outImage = o * ohw;
-        bool pointwise = IsPointwise(dw.Shape, spec);
+        var pl = Plan(x.Shape, dw.Shape, yShape, spec);
         float[] xa = Arr(x), dya = Arr(dy), dwa = Arr(dw);
         int xo = x.Offset, dyo = dy.Offset, dwo = dw.Offset;
-        int workers = Math.Min(Threads, n);
+        int workers = Math.Min(Threads, pl.Groups);
         // Worker 0 accumulates straight into dw; the others into partial sums added at the end.
         var partials = new float[Math.Max(0, workers - 1)][];
-        for (int p = 0; p < partials.Length; p++) partials[p] = new float[o * ckk];
-        Chunks(n, 1, (s, e, worker) =>
+        for (int p = 0; p < partials.Length; p++) partials[p] = new float[pl.O * pl.Ckk];
+        Chunks(pl.Groups, 1, (s, e, worker) =>
         {
-            float[] col = pointwise ? xa : ColBuffer(ckk * ohw);
+            int cols = pl.Group * pl.P;
+            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
             float[] target = worker == 0 ? dwa : partials[worker - 1];
             int targetOffset = worker == 0 ? dwo : 0;
-            fixed (float* pt = target, pcol0 = col, pdy0 = dya, px0 = xa)
-                for (int i = s; i < e; i++)
+            fixed (float* pt = &target[targetOffset], pcol = col, pmat = mat, pdy = &dya[dyo], px = &xa[xo])
+                for (int grp = s; grp < e; grp++)
                 {
-                    float* pcol = pcol0;
-                    if (pointwise) pcol = px0 + xo + i * inImage;
-                    else Im2Col(px0 + xo + i * inImage, c, h, wd, kh, kw, spec, oh, ow, pcol);
-                    Cpu.Gemm.Sgemm(false, true, o, ckk, ohw, 1f, pdy0 + dyo + i * outImage, ohw, pcol, ohw, 1f, pt + targetOffset, ckk, 1);
+                    var (first, count) = pl.Images(grp);
+                    int ld = count * pl.P;
+                    float* a = pdy + first * pl.OutImage;
+                    if (count > 1) { GatherImages(a, pmat, count, pl.O, pl.P); a = pmat; }
+                    float* b = pcol;
+                    if (count == 1 && pl.Pointwise) b = px + first * pl.InImage;
+                    else
+                        for (int i = 0; i < count; i++)
+                            Im2Col(px + (first + i) * pl.InImage, pl, pcol + i * pl.P, ld);
+                    Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, a, ld, b, ld, 1f, pt, pl.Ckk, 1);
                 }
         });
         foreach (var p in partials)
-            for (int j = 0; j < p.Length; j++) dwa[dwo + j] += p[j];
+            Simd.Axpy(dwa.AsSpan(dwo, p.Length), 1f, p);
     }
 
-    /// <summary>col (C·kH·kW, Ho·Wo) from one image x (C,H,W); zero where the window leaves the image.</summary>
-    private static unsafe void Im2Col(float* x, int c, int h, int w, int kh, int kw, Conv2dSpec s, int oh, int ow, float* col)
+    /// <summary>mat (O, G·P) → images (G, O, P): the GEMM's column blocks back to NCHW.</summary>
+    private static unsafe void ScatterImages(float* mat, float* images, int count, int o, int p)
     {
-        for (int ch = 0; ch < c; ch++)
-            for (int ki = 0; ki < kh; ki++)
-                for (int kj = 0; kj < kw; kj++)
+        int ld = count * p;
+        for (int i = 0; i < count; i++)
+            for (int r = 0; r < o; r++)
+                new ReadOnlySpan<float>(mat + r * ld + i * p, p).CopyTo(new Span<float>(images + (i * o + r) * p, p));
+    }
+
+    /// <summary>images (G, O, P) → mat (O, G·P).</summary>
+    private static unsafe void GatherImages(float* images, float* mat, int count, int o, int p)
+    {
+        int ld = count * p;
+        for (int i = 0; i < count; i++)
+            for (int r = 0; r < o; r++)
+                new ReadOnlySpan<float>(images + (i * o + r) * p, p).CopyTo(new Span<float>(mat + r * ld + i * p, p));
+    }
+
+    /// <summary>
+    /// col rows (C·kH·kW) × P columns, row stride ld, from one image x (C,H,W); zero where the
+    /// window leaves the image.
+    /// </summary>
+    private static unsafe void Im2Col(float* x, in ConvPlan pl, float* col, int ld)
+    {
+        var s = pl.Spec;
+        int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
+        for (int ch = 0; ch < pl.C; ch++)
+            for (int ki = 0; ki < pl.KH; ki++)
+                for (int kj = 0; kj < pl.KW; kj++)
                 {
-                    float* dst = col + ((ch * kh + ki) * kw + kj) * oh * ow;
+                    float* dst = col + (long)((ch * pl.KH + ki) * pl.KW + kj) * ld;
                     float* src = x + ch * h * w;
                     // Output columns [owLo, owHi) read inside the image along W; the rest are padding.
-                    int owLo = Math.Max(0, CeilDiv(s.PadW - kj, s.StrideW));
-                    int owHi = Math.Min(ow, CeilDiv(w + s.PadW - kj, s.StrideW));
+                    int owLo = Math.Min(ow, Math.Max(0, CeilDiv(s.PadW - kj, s.StrideW)));
+                    int owHi = Math.Max(owLo, Math.Min(ow, CeilDiv(w + s.PadW - kj, s.StrideW)));
                     for (int r = 0; r < oh; r++, dst += ow)
                     {
                         int ih = r * s.StrideH - s.PadH + ki;
-                        if ((uint)ih >= (uint)h || owLo >= owHi) { new Span<float>(dst, ow).Clear(); continue; }
-                        float* row = src + ih * w;
+                        if ((uint)ih >= (uint)h) { for (int q = 0; q < ow; q++) dst[q] = 0; continue; }
+                        float* row = src + ih * w - s.PadW + kj;
                         for (int q = 0; q < owLo; q++) dst[q] = 0;
                         if (s.StrideW == 1)
-                            new ReadOnlySpan<float>(row + owLo - s.PadW + kj, owHi - owLo).CopyTo(new Span<float>(dst + owLo, owHi - owLo));
+                            Buffer.MemoryCopy(row + owLo, dst + owLo, (owHi - owLo) * sizeof(float), (owHi - owLo) * sizeof(float));
                         else
-                            for (int q = owLo; q < owHi; q++) dst[q] = row[q * s.StrideW - s.PadW + kj];
+                            for (int q = owLo; q < owHi; q++) dst[q] = row[q * s.StrideW];
                         for (int q = owHi; q < ow; q++) dst[q] = 0;
                     }
                 }
     }
 
-    /// <summary>dx (C,H,W) = the adjoint of Im2Col applied to dcol; overwrites dx.</summary>
-    private static unsafe void Col2Im(float* col, int c, int h, int w, int kh, int kw, Conv2dSpec s, int oh, int ow, float* dx)
+    /// <summary>dx (C,H,W) = the adjoint of Im2Col applied to dcol (row stride ld); overwrites dx.</summary>
+    private static unsafe void Col2Im(float* col, int ld, in ConvPlan pl, float* dx)
     {
-        new Span<float>(dx, c * h * w).Clear();
-        for (int ch = 0; ch < c; ch++)
-            for (int ki = 0; ki < kh; ki++)
-                for (int kj = 0; kj < kw; kj++)
+        var s = pl.Spec;
+        int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
+        new Span<float>(dx, pl.InImage).Clear();
+        for (int ch = 0; ch < pl.C; ch++)
+            for (int ki = 0; ki < pl.KH; ki++)
+                for (int kj = 0; kj < pl.KW; kj++)
                 {
-                    float* src = col + ((ch * kh + ki) * kw + kj) * oh * ow;
+                    float* src = col + (long)((ch * pl.KH + ki) * pl.KW + kj) * ld;
                     float* dst = dx + ch * h * w;
                     int owLo = Math.Max(0, CeilDiv(s.PadW - kj, s.StrideW));
                     int owHi = Math.Min(ow, CeilDiv(w + s.PadW - kj, s.StrideW));
@@ -148,7 +210,10 @@ public sealed partial class CpuBackend
                         int ih = r * s.StrideH - s.PadH + ki;
                         if ((uint)ih >= (uint)h) continue;
                         float* row = dst + ih * w - s.PadW + kj;
-                        for (int q = owLo; q < owHi; q++) row[q * s.StrideW] += src[q];
+                        if (s.StrideW == 1 && owHi > owLo)
+                            Simd.Axpy(new Span<float>(row + owLo, owHi - owLo), 1f, new ReadOnlySpan<float>(src + owLo, owHi - owLo));
+                        else
+                            for (int q = owLo; q < owHi; q++) row[q * s.StrideW] += src[q];
                     }
                 }
     }

@@ -24,43 +24,37 @@ public sealed partial class CpuBackend
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
         if (count < 2 && updateRunning)
             throw new ArgumentException($"{op}: training mode needs more than one value per channel, got input {x.Shape}");
-        float[] xa = Arr(x), ya = Arr(y), g = Arr(gamma), b = Arr(beta);
-        float[] rm = Arr(runningMean), rv = Arr(runningVar), sm = Arr(saveMean), si = Arr(saveInvStd);
-        int xo = x.Offset, yo = y.Offset;
+        float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar), sm = Arr(saveMean), si = Arr(saveInvStd);
+        Host(x); Host(y);
         Chunks(c, 1, (s, e, _) =>
         {
             for (int ch = s; ch < e; ch++)
             {
+                // Two passes (mean, then squared deviations): stable where E[x²]−E[x]² is not.
                 double sum = 0, sumSq = 0;
-                for (int i = 0; i < n; i++)
-                {
-                    int baseIdx = xo + (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) { double v = xa[baseIdx + j]; sum += v; }
-                }
-                double mean = sum / count;
-                for (int i = 0; i < n; i++)
-                {
-                    int baseIdx = xo + (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) { double d = xa[baseIdx + j] - mean; sumSq += d * d; }
-                }
+                for (int i = 0; i < n; i++) sum += Simd.Sum(Plane(x, i, ch));
+                float mean = (float)(sum / count);
+                for (int i = 0; i < n; i++) sumSq += Simd.SumSquaredDeviation(Plane(x, i, ch), mean);
                 double var = sumSq / count;
                 float invStd = (float)(1.0 / Math.Sqrt(var + eps));
-                float meanF = (float)mean;
-                sm[saveMean.Offset + ch] = meanF;
+                sm[saveMean.Offset + ch] = mean;
                 si[saveInvStd.Offset + ch] = invStd;
                 if (updateRunning)
                 {
-                    rm[runningMean.Offset + ch] = (1 - momentum) * rm[runningMean.Offset + ch] + momentum * meanF;
+                    rm[runningMean.Offset + ch] = (1 - momentum) * rm[runningMean.Offset + ch] + momentum * mean;
                     rv[runningVar.Offset + ch] = (1 - momentum) * rv[runningVar.Offset + ch] + momentum * (float)(sumSq / (count - 1));
                 }
-                float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - meanF * scale;
-                for (int i = 0; i < n; i++)
-                {
-                    int xi = xo + (i * c + ch) * hw, yi = yo + (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++) ya[yi + j] = xa[xi + j] * scale + shift;
-                }
+                float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - mean * scale;
+                for (int i = 0; i < n; i++) Simd.ScaleShift(Plane(y, i, ch), Plane(x, i, ch), scale, shift);
             }
         });
+    }
+
+    /// <summary>The (H,W) plane of image i, channel ch of an NCHW tensor.</summary>
+    private Span<float> Plane(Tensor t, int i, int ch)
+    {
+        int hw = t.Shape.H * t.Shape.W;
+        return Host(t).Slice((i * t.Shape.C + ch) * hw, hw);
     }
 
     public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta,
@@ -70,17 +64,16 @@ public sealed partial class CpuBackend
         CheckBatchNorm(op, x.Shape, gamma, beta, runningMean, runningVar);
         Check.Same(op, "output", y.Shape, x.Shape);
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W;
-        float[] xa = Arr(x), ya = Arr(y), g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar);
-        int xo = x.Offset, yo = y.Offset;
+        float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar);
+        Host(x); Host(y);
         Chunks(n * c, 1, (s, e, _) =>
         {
             for (int plane = s; plane < e; plane++)
             {
-                int ch = plane % c;
+                int i = plane / c, ch = plane % c;
                 float invStd = 1f / MathF.Sqrt(rv[runningVar.Offset + ch] + eps);
                 float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - rm[runningMean.Offset + ch] * scale;
-                int xi = xo + plane * hw, yi = yo + plane * hw;
-                for (int j = 0; j < hw; j++) ya[yi + j] = xa[xi + j] * scale + shift;
+                Simd.ScaleShift(Plane(y, i, ch), Plane(x, i, ch), scale, shift);
             }
         });
     }
@@ -95,39 +88,30 @@ public sealed partial class CpuBackend
         if (dgamma != null) Check.Same(op, "dgamma", dgamma.Shape, gamma.Shape);
         if (dbeta != null) Check.Same(op, "dbeta", dbeta.Shape, gamma.Shape);
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
-        float[] xa = Arr(x), dya = Arr(dy), dxa = Arr(dx), g = Arr(gamma), sm = Arr(saveMean), si = Arr(saveInvStd);
-        int xo = x.Offset, dyo = dy.Offset, dxo = dx.Offset;
+        float[] g = Arr(gamma), sm = Arr(saveMean), si = Arr(saveInvStd);
+        Host(x); Host(dy); Host(dx);
         Chunks(c, 1, (s, e, _) =>
         {
             for (int ch = s; ch < e; ch++)
             {
                 float mean = sm[saveMean.Offset + ch], invStd = si[saveInvStd.Offset + ch];
                 // Σ dy and Σ dy·x̂ over the channel: dβ and dγ, and the two projections in dx.
-                double sumDy = 0, sumDyXhat = 0;
+                double sumDy = 0, sumDyDev = 0;
                 for (int i = 0; i < n; i++)
                 {
-                    int xi = xo + (i * c + ch) * hw, gi = dyo + (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++)
-                    {
-                        double d = dya[gi + j];
-                        sumDy += d;
-                        sumDyXhat += d * ((xa[xi + j] - mean) * invStd);
-                    }
+                    var (a, d) = Simd.SumAndDot(Plane(dy, i, ch), Plane(x, i, ch), mean);
+                    sumDy += a; sumDyDev += d;
                 }
+                double sumDyXhat = sumDyDev * invStd;
                 if (dbeta != null) Arr(dbeta)[dbeta.Offset + ch] += (float)sumDy;
                 if (dgamma != null) Arr(dgamma)[dgamma.Offset + ch] += (float)sumDyXhat;
-                // dx = γ·invStd·(dy − mean(dy) − x̂·mean(dy·x̂))
+                // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)) with k = γ·invStd, x̂ = (x − mean)·invStd,
+                // written as dx = k·dy + q·(x − mean) + c so that one fused pass computes it.
                 float k = g[gamma.Offset + ch] * invStd;
-                float meanDy = (float)(sumDy / count), meanDyXhat = (float)(sumDyXhat / count);
-                for (int i = 0; i < n; i++)
-                {
-                    int xi = xo + (i * c + ch) * hw, gi = dyo + (i * c + ch) * hw, di = dxo + (i * c + ch) * hw;
-                    for (int j = 0; j < hw; j++)
-                    {
-                        float xhat = (xa[xi + j] - mean) * invStd;
-                        dxa[di + j] = k * (dya[gi + j] - meanDy - xhat * meanDyXhat);
-                    }
-                }
+                double meanDy = sumDy / count, meanDyXhat = sumDyXhat / count;
+                float q = (float)(-k * invStd * meanDyXhat);
+                float c0 = (float)(-k * meanDy);
+                for (int i = 0; i < n; i++) Simd.Affine2(Plane(dx, i, ch), Plane(dy, i, ch), k, Plane(x, i, ch), mean, q, c0);
             }
         });
     }

@@ -76,53 +76,35 @@ public sealed partial class CpuBackend : IBackend
     {
         Check.Same("add", "b", b.Shape, a.Shape);
         Check.Same("add", "output", y.Shape, a.Shape);
-        var (ya, aa, ba) = (Arr(y), Arr(a), Arr(b));
-        int yo = y.Offset, ao = a.Offset, bo = b.Offset;
-        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
-        {
-            for (int i = s; i < e; i++) ya[yo + i] = aa[ao + i] + ba[bo + i];
-        });
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.Add(Slice(y, s, e), Slice(a, s, e), Slice(b, s, e)));
     }
 
     public void Axpy(Tensor y, float alpha, Tensor x)
     {
         Check.Same("axpy", "x", x.Shape, y.Shape);
-        var (ya, xa) = (Arr(y), Arr(x));
-        int yo = y.Offset, xo = x.Offset;
-        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
-        {
-            for (int i = s; i < e; i++) ya[yo + i] += alpha * xa[xo + i];
-        });
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.Axpy(Slice(y, s, e), alpha, Slice(x, s, e)));
     }
 
     public void Scale(Tensor y, float alpha)
     {
-        var s = Host(y);
-        for (int i = 0; i < s.Length; i++) s[i] *= alpha;
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) => { var v = Slice(y, s, e); Simd.ScaleShift(v, v, alpha, 0f); });
     }
 
     public void ReluForward(Tensor y, Tensor x)
     {
         Check.Same("relu", "output", y.Shape, x.Shape);
-        var (ya, xa) = (Arr(y), Arr(x));
-        int yo = y.Offset, xo = x.Offset;
-        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
-        {
-            for (int i = s; i < e; i++) ya[yo + i] = MathF.Max(xa[xo + i], 0f);
-        });
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.Relu(Slice(y, s, e), Slice(x, s, e)));
     }
 
     public void ReluBackward(Tensor dx, Tensor y, Tensor dy)
     {
         Check.Same("relu backward", "dy", dy.Shape, y.Shape);
         Check.Same("relu backward", "dx", dx.Shape, y.Shape);
-        var (da, ya, ga) = (Arr(dx), Arr(y), Arr(dy));
-        int dOff = dx.Offset, yOff = y.Offset, gOff = dy.Offset;
-        Chunks(y.Length, ElementwiseChunk, (s, e, _) =>
-        {
-            for (int i = s; i < e; i++) da[dOff + i] = ya[yOff + i] > 0f ? ga[gOff + i] : 0f;
-        });
+        Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.ReluBackward(Slice(dx, s, e), Slice(y, s, e), Slice(dy, s, e)));
     }
+
+    /// <summary>Elements [start, end) of a tensor of this backend.</summary>
+    private Span<float> Slice(Tensor t, int start, int end) => Host(t).Slice(start, end - start);
 
     public void TanhForward(Tensor y, Tensor x)
     {
@@ -225,18 +207,9 @@ public sealed partial class CpuBackend : IBackend
     {
         Check.Same("sgd", "grad", grad.Shape, param.Shape);
         Check.Same("sgd", "momentum buffer", momentumBuffer.Shape, param.Shape);
-        var (p, g, m) = (Arr(param), Arr(grad), Arr(momentumBuffer));
-        int po = param.Offset, go = grad.Offset, mo = momentumBuffer.Offset;
+        Host(param); Host(grad); Host(momentumBuffer);
         Chunks(param.Length, ElementwiseChunk, (s, e, _) =>
-        {
-            for (int i = s; i < e; i++)
-            {
-                float gi = g[go + i] + weightDecay * p[po + i];
-                float buf = momentum * m[mo + i] + gi;
-                m[mo + i] = buf;
-                p[po + i] -= lr * (nesterov ? gi + momentum * buf : buf);
-            }
-        });
+            Simd.Sgd(Slice(param, s, e), Slice(grad, s, e), Slice(momentumBuffer, s, e), lr, momentum, weightDecay, nesterov));
     }
 
     public void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, float lr, float beta1, float beta2, float eps, float weightDecay)
@@ -248,18 +221,8 @@ public sealed partial class CpuBackend : IBackend
         // Bias corrections in double, as PyTorch computes them in Python floats.
         double bc1 = 1 - Math.Pow(beta1, step), bc2 = 1 - Math.Pow(beta2, step);
         float stepSize = (float)(lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
-        var (p, g, ma, va) = (Arr(param), Arr(grad), Arr(m), Arr(v));
-        int po = param.Offset, go = grad.Offset, mo = m.Offset, vo = v.Offset;
+        Host(param); Host(grad); Host(m); Host(v);
         Chunks(param.Length, ElementwiseChunk, (s, e, _) =>
-        {
-            for (int i = s; i < e; i++)
-            {
-                float gi = g[go + i] + weightDecay * p[po + i];
-                float mi = beta1 * ma[mo + i] + (1 - beta1) * gi;
-                float vi = beta2 * va[vo + i] + (1 - beta2) * gi * gi;
-                ma[mo + i] = mi; va[vo + i] = vi;
-                p[po + i] -= stepSize * mi / (MathF.Sqrt(vi) / bc2Sqrt + eps);
-            }
-        });
+            Simd.Adam(Slice(param, s, e), Slice(grad, s, e), Slice(m, s, e), Slice(v, s, e), stepSize, bc2Sqrt, beta1, beta2, eps, weightDecay));
     }
 }
