@@ -18,6 +18,7 @@ using static RlMixup.Tests.Reference.FiniteDiff;
 namespace RlMixup.Tests;
 
 [TestFixture(1)]
+[TestFixture(2)]
 [TestFixture(3)]
 public class OpGradientTests(int threads)
 {
@@ -73,6 +74,8 @@ public class OpGradientTests(int threads)
         new(2, 10, 6, 6, 9, 3, 3, 2, 2, 1, 1),  // channels not multiples of 8, stride 2 with padding
         new(1, 3, 5, 5, 2, 3, 3, 1, 1, 2, 2),   // padding larger than the kernel needs: output grows
         new(3, 17, 4, 5, 9, 3, 3, 1, 2, 1, 2),  // 17 input channels, batch 3
+        new(7, 3, 4, 4, 5, 3, 3, 1, 1, 1, 1),   // several images per GEMM group, last group short
+        new(5, 6, 3, 3, 4, 1, 1, 1, 1, 0, 0),   // pointwise 1x1 with images grouped (gather/scatter path)
     ];
 
     [TestCaseSource(nameof(ConvCases))]
