@@ -2,6 +2,7 @@ using NUnit.Framework;
 using RlMixup.Core;
 using RlMixup.Core.Cpu;
 using RlMixup.Models;
+using RlMixup.Tests.Reference;
 
 namespace RlMixup.Tests;
 
@@ -46,7 +47,7 @@ public class GoldenTests
         var x = Load(b, g["x"]);
         var targets = Load(b, g["targets"]);
         var logits = model.Forward(x, Mode.Train);
-        AllClose.Assert("logits", logits.ToArray(), g["logits"].Data, Atol, Rtol);
+        FiniteDiff.Validate("logits", logits.ToArray(), FiniteDiff.ToDouble(g["logits"].Data), Atol, Rtol);
 
         var loss = new SoftTargetLoss();
         float l = loss.Forward(logits, targets);
@@ -54,22 +55,22 @@ public class GoldenTests
 
         store.ZeroGrad();
         var dx = model.Backward(loss.Backward(), weightGrads: true, inputGrad: true)!;
-        AllClose.Assert("dx", dx.ToArray(), g["dx"].Data, Atol * 1e-2, Rtol);
+        FiniteDiff.Validate("dx", dx.ToArray(), FiniteDiff.ToDouble(g["dx"].Data), Atol * 1e-2, Rtol);
         int grads = 0;
         foreach (var p in store.Parameters)
         {
             // Gradient magnitudes differ per tensor; scale atol by the tensor's largest expected entry.
             var e = g["grad." + p.Name].Data;
-            AllClose.Assert("grad." + p.Name, p.Grad.ToArray(), e, 1e-4 * e.Max(Math.Abs), Rtol * 10);
+            FiniteDiff.Validate("grad." + p.Name, p.Grad.ToArray(), FiniteDiff.ToDouble(e), 1e-4 * e.Max(Math.Abs), Rtol * 10);
             grads++;
         }
         Assert.That(grads, Is.EqualTo(54));
 
         foreach (var buf in store.Buffers)
-            AllClose.Assert("after." + buf.Name, buf.Value.ToArray(), g["after." + buf.Name].Data, 1e-6, Rtol);
+            FiniteDiff.Validate("after." + buf.Name, buf.Value.ToArray(), FiniteDiff.ToDouble(g["after." + buf.Name].Data), 1e-6, Rtol);
 
         var evalLogits = model.Forward(x, Mode.Eval);
-        AllClose.Assert("eval_logits", evalLogits.ToArray(), g["eval_logits"].Data, Atol, Rtol);
+        FiniteDiff.Validate("eval_logits", evalLogits.ToArray(), FiniteDiff.ToDouble(g["eval_logits"].Data), Atol, Rtol);
     }
 
     [Test]
@@ -89,7 +90,7 @@ public class GoldenTests
         {
             store.Grads!.CopyFrom(g["grad." + k].Data);
             sgd.Step();
-            AllClose.Assert($"sgd step {k}", store.Values.ToArray(), g["sgd.step" + k].Data, 1e-6, 1e-5);
+            FiniteDiff.Validate($"sgd step {k}", store.Values.ToArray(), FiniteDiff.ToDouble(g["sgd.step" + k].Data), 1e-6, 1e-5);
         }
 
         store.Values.CopyFrom(g["p0"].Data);
@@ -98,7 +99,7 @@ public class GoldenTests
         {
             store.Grads!.CopyFrom(g["grad." + k].Data);
             adam.Step();
-            AllClose.Assert($"adam step {k}", store.Values.ToArray(), g["adam.step" + k].Data, 1e-6, 1e-5);
+            FiniteDiff.Validate($"adam step {k}", store.Values.ToArray(), FiniteDiff.ToDouble(g["adam.step" + k].Data), 1e-6, 1e-5);
         }
     }
 
