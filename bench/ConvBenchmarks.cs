@@ -1,10 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Columns;
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Jobs;
-using BenchmarkDotNet.Reports;
-using BenchmarkDotNet.Running;
-using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using RlMixup.Core;
 using RlMixup.Core.Cpu;
 
@@ -17,16 +11,7 @@ namespace RlMixup.Bench;
 [Config(typeof(Config))]
 public class ConvBenchmarks
 {
-    /// <summary>Short in-process job: these ops take 10 ms to 1 s, a few iterations give a stable median.</summary>
-    private sealed class Config : ManualConfig
-    {
-        public Config()
-        {
-            AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
-                .WithWarmupCount(1).WithIterationCount(5).WithLaunchCount(1).WithInvocationCount(1).WithUnrollFactor(1));
-            AddColumn(new GflopsColumn());
-        }
-    }
+    private sealed class Config() : ShortInProcessConfig(RateColumn.Gflops(c => Flops((int)c.Parameters["Width"], (string)c.Parameters["Layer"])));
 
     /// <summary>name: (in channels ×w, out channels ×w, kernel, stride, input size). Channel counts scale with width.</summary>
     public static readonly Dictionary<string, (int Cin, int Cout, int K, int Stride, int Size)> Layers = new()
@@ -84,45 +69,13 @@ public class ConvBenchmarks
     [Benchmark] public void Forward() => _b.Conv2dForward(_y, _x, _w, _spec);
     [Benchmark] public void BackwardData() => _b.Conv2dBackwardData(_dx, _y, _w, _spec);
     [Benchmark] public void BackwardFilter() => _b.Conv2dBackwardFilter(_dw, _x, _y, _spec);
-
-    private sealed class GflopsColumn : IColumn
-    {
-        public string Id => "GFLOPs";
-        public string ColumnName => "GFLOP/s";
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => true;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => "Useful floating-point operations per second (2·multiply-adds / median time)";
-        public bool IsAvailable(Summary summary) => true;
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase c, SummaryStyle style)
-        {
-            var report = summary[c];
-            if (report?.ResultStatistics is not { } stats) return "-";
-            int width = (int)c.Parameters["Width"];
-            string layer = (string)c.Parameters["Layer"];
-            return (Flops(width, layer) / stats.Median).ToString("F1"); // flops per ns = GFLOP/s
-        }
-    }
 }
 
 /// <summary>One full PreActResNet18 training step at batch 100 (forward, loss, backward, SGD), in images/s.</summary>
 [Config(typeof(Config))]
 public class TrainStepBenchmarks
 {
-    private sealed class Config : ManualConfig
-    {
-        public Config()
-        {
-            AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
-                .WithWarmupCount(1).WithIterationCount(5).WithLaunchCount(1).WithInvocationCount(1).WithUnrollFactor(1));
-            AddColumn(new ImagesPerSecondColumn());
-        }
-    }
+    private sealed class Config() : ShortInProcessConfig(RateColumn.ImagesPerSecond(Batch));
 
     [Params(16, 64)] public int Width { get; set; }
     public const int Batch = 100;
@@ -152,21 +105,4 @@ public class TrainStepBenchmarks
     }
 
     [Benchmark] public void TrainStep() => _step();
-
-    private sealed class ImagesPerSecondColumn : IColumn
-    {
-        public string Id => "ImagesPerSecond";
-        public string ColumnName => "images/s";
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => true;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => "Training images per second (batch / median step time)";
-        public bool IsAvailable(Summary summary) => true;
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-        public string GetValue(Summary summary, BenchmarkCase c, SummaryStyle style) =>
-            summary[c]?.ResultStatistics is { } s ? (Batch / (s.Median * 1e-9)).ToString("F1") : "-";
-    }
 }

@@ -120,37 +120,16 @@ public unsafe class GemmBenchmarks
 
 public sealed class GemmConfig : ManualConfig
 {
+    /// <summary>2·m·n·k of the case.</summary>
+    private static double? Flops(BenchmarkCase c) => c.Parameters["Case"] is GemmCase g ? g.Flops : null;
+
     public GemmConfig()
     {
-        AddColumn(new GflopsColumn(median: false), new GflopsColumn(median: true));
+        AddColumn(RateColumn.Gflops(Flops, median: false), RateColumn.Gflops(Flops, median: true));
         // Leave the OpenBLAS benchmark out entirely when the library is not installed.
         AddFilter(new SimpleFilter(bc => OpenBlas.Available || bc.Descriptor.WorkloadMethod.Name != nameof(GemmBenchmarks.OpenBlasSgemm)));
         WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared,
             BenchmarkDotNet.Order.MethodOrderPolicy.Declared));
-    }
-}
-
-/// <summary>GFLOP/s = 2·m·n·k / time, from the mean or the median of the measured iterations.</summary>
-public sealed class GflopsColumn(bool median) : IColumn
-{
-    public string Id => median ? "GFLOPS-median" : "GFLOPS-mean";
-    public string ColumnName => median ? "GFLOP/s (median)" : "GFLOP/s (mean)";
-    public bool AlwaysShow => true;
-    public ColumnCategory Category => ColumnCategory.Custom;
-    public int PriorityInCategory => median ? 1 : 0;
-    public bool IsNumeric => true;
-    public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => $"Billions of floating-point operations per second, 2·m·n·k over the {(median ? "median" : "mean")} time";
-    public bool IsAvailable(Summary summary) => true;
-    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, summary.Style);
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-    {
-        var stats = summary[benchmarkCase]?.ResultStatistics;
-        if (stats == null || benchmarkCase.Parameters["Case"] is not GemmCase gc) return "NA";
-        double ns = median ? stats.Median : stats.Mean;
-        return (gc.Flops / ns).ToString("F1");   // flop per ns = GFLOP/s
     }
 }
 

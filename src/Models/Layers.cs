@@ -131,44 +131,40 @@ public sealed class BatchNorm2d : Layer
     }
 }
 
-public sealed class Relu : Layer
+/// <summary>An elementwise activation whose backward needs only its own output y.</summary>
+public abstract class Activation(string name) : Layer
 {
     private Tensor? _y, _dx;
+
+    protected abstract void Apply(IBackend b, Tensor y, Tensor x);
+    protected abstract void Derive(IBackend b, Tensor dx, Tensor y, Tensor dy);
 
     public override Tensor Forward(Tensor x, Mode mode)
     {
         var y = Ensure(ref _y, x.Backend, x.Shape);
-        x.Backend.ReluForward(y, x);
+        Apply(x.Backend, y, x);
         return y;
     }
 
     public override Tensor Backward(Tensor dy, bool weightGrads)
     {
-        var y = Cached(_y, "relu");
+        var y = Cached(_y, name);
         var dx = Ensure(ref _dx, dy.Backend, y.Shape);
-        dy.Backend.ReluBackward(dx, y, dy);
+        Derive(dy.Backend, dx, y, dy);
         return dx;
     }
 }
 
-public sealed class Tanh : Layer
+public sealed class Relu() : Activation("relu")
 {
-    private Tensor? _y, _dx;
+    protected override void Apply(IBackend b, Tensor y, Tensor x) => b.ReluForward(y, x);
+    protected override void Derive(IBackend b, Tensor dx, Tensor y, Tensor dy) => b.ReluBackward(dx, y, dy);
+}
 
-    public override Tensor Forward(Tensor x, Mode mode)
-    {
-        var y = Ensure(ref _y, x.Backend, x.Shape);
-        x.Backend.TanhForward(y, x);
-        return y;
-    }
-
-    public override Tensor Backward(Tensor dy, bool weightGrads)
-    {
-        var y = Cached(_y, "tanh");
-        var dx = Ensure(ref _dx, dy.Backend, y.Shape);
-        dy.Backend.TanhBackward(dx, y, dy);
-        return dx;
-    }
+public sealed class Tanh() : Activation("tanh")
+{
+    protected override void Apply(IBackend b, Tensor y, Tensor x) => b.TanhForward(y, x);
+    protected override void Derive(IBackend b, Tensor dx, Tensor y, Tensor dy) => b.TanhBackward(dx, y, dy);
 }
 
 /// <summary>(N,C,H,W) → (N,C), the mean over each map.</summary>
