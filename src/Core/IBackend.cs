@@ -1,3 +1,5 @@
+using RlMixup.Core.Mixup;
+
 namespace RlMixup.Core;
 
 /// <summary>Geometry of a 2-D convolution (dilation 1, groups 1). Kernel size comes from the OIHW weight.</summary>
@@ -118,4 +120,28 @@ public interface IBackend : IDisposable
     /// p −= lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps).
     /// </summary>
     void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, float lr, float beta1, float beta2, float eps, float weightDecay);
+
+    // ---- mix-up: RL-Mixup's equations 1–4 and the baselines (reference: Mixup/MixupReference.cs)
+    /// <summary>
+    /// maps (B,p,p) from the input gradient g (B,C,H,W): s = sqrt(Σ_c g²) per pixel, averaged over
+    /// (H/p × W/p) cells, each image normalised to sum 1 (uniform when the gradient is zero).
+    /// </summary>
+    void SaliencyMaps(Tensor maps, Tensor inputGrad);
+    /// <summary>
+    /// Eq. 1: masks (B,p,p) = [s ≥ t_i] with t_i (written to thresholds (B)) the percentiles[i]-th
+    /// percentile of image i's map, numpy's linear interpolation.
+    /// </summary>
+    void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, ReadOnlySpan<float> percentiles);
+    /// <summary>
+    /// Eq. 2–4 fused: masks upsampled to H×W by nearest neighbour, m1 = mask_i, m2 = mask_π(i),
+    /// mixed (B,C,H,W) = m_inter·(λ1 x_i + λ2 x_π(i)) + ¬m_inter·(m1 x_i + m2 x_π(i)), fractions (B,3)
+    /// = (f_inter, f_only1, f_only2) of the pixels, mixedTargets (B,K) = f_inter·(λ1 y_i + λ2 y_π(i))
+    /// + f_only1·y_i + f_only2·y_π(i). lambda1 has 1 entry (per batch) or B (per image); λ2 = 1 − λ1.
+    /// </summary>
+    void MaskMix(Tensor mixed, Tensor mixedTargets, Tensor fractions, Tensor x, Tensor targets, Tensor masks,
+        ReadOnlySpan<int> perm, ReadOnlySpan<float> lambda1);
+    /// <summary>Input mixup: mixed = λx + (1−λ)x_π, mixedTargets = λy + (1−λ)y_π.</summary>
+    void InputMixup(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, float lambda);
+    /// <summary>CutMix with one box per batch; the label weight is the kept area, 1 − |box|/(H·W).</summary>
+    void CutMix(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, CutBox box);
 }

@@ -70,6 +70,47 @@ public sealed class Rng
         return p;
     }
 
+    /// <summary>
+    /// Gamma(shape, 1) by Marsaglia and Tsang (2000): for shape ≥ 1, d = shape − 1/3, c = 1/√(9d),
+    /// repeat v = (1 + c·z)³ with z ~ N(0,1) until log u &lt; z²/2 + d − d·v + d·log v, return d·v.
+    /// For shape &lt; 1 the boost Gamma(shape) = Gamma(shape + 1)·u^(1/shape) applies.
+    /// </summary>
+    public double Gamma(double shape)
+    {
+        if (!(shape > 0) || double.IsInfinity(shape)) throw new ArgumentOutOfRangeException(nameof(shape), $"gamma shape must be positive and finite, got {shape}");
+        if (shape < 1)
+        {
+            double u = 1.0 - NextDouble(); // (0, 1]
+            return Gamma(shape + 1) * Math.Pow(u, 1.0 / shape);
+        }
+        double d = shape - 1.0 / 3.0, c = 1.0 / Math.Sqrt(9 * d);
+        while (true)
+        {
+            double z, v;
+            do { z = Normal(); v = 1 + c * z; } while (v <= 0);
+            v = v * v * v;
+            double u = 1.0 - NextDouble();
+            if (Math.Log(u) < 0.5 * z * z + d - d * v + d * Math.Log(v)) return d * v;
+        }
+    }
+
+    /// <summary>Beta(a, b) as X/(X+Y) with X ~ Gamma(a), Y ~ Gamma(b).</summary>
+    public double Beta(double a, double b)
+    {
+        double x = Gamma(a), y = Gamma(b);
+        return x + y > 0 ? x / (x + y) : (NextDouble() < a / (a + b) ? 1.0 : 0.0);
+    }
+
+    /// <summary>Dirichlet(α) as normalised independent gammas, written into <paramref name="dst"/>.</summary>
+    public void Dirichlet(ReadOnlySpan<double> alpha, Span<double> dst)
+    {
+        if (alpha.Length != dst.Length || alpha.Length == 0) throw new ArgumentException("dirichlet: alpha and output must have the same, positive length");
+        double sum = 0;
+        for (int i = 0; i < alpha.Length; i++) sum += dst[i] = Gamma(alpha[i]);
+        if (sum > 0) for (int i = 0; i < dst.Length; i++) dst[i] /= sum;
+        else { dst.Clear(); dst[NextInt(dst.Length)] = 1; } // all gammas underflowed: a vertex, as the limit
+    }
+
     public ulong[] GetState() => [_s0, _s1, _s2, _s3];
 
     public void SetState(ReadOnlySpan<ulong> state)
