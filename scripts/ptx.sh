@@ -180,25 +180,27 @@ parse_ptxas() {
 }
 
 cmd_ptxas() {
-  local files=() f arch log bad=0
+  local files=() f arch log rows="" bad=0
   for f in "$COMMITTED"/*.ptx; do [[ -e $f ]] && files+=("$f"); done
   if [[ ${#files[@]} == 0 ]]; then echo "no PTX in $COMMITTED: nothing to assemble"; return; fi
   find_ptxas
   echo "$("$PTXAS" --version | awk '/release/') ($PTXAS)"
-  printf '%-12s %-36s %-6s %5s %9s %7s %12s %11s\n' module kernel arch regs smem_bytes stack spill_stores spill_loads
   for f in "${files[@]}"; do
     for arch in "${ARCHES[@]}"; do
       if ! log=$("$PTXAS" -arch="$arch" -v -o /dev/null "$f" 2>&1); then
         echo "error: ptxas -arch=$arch failed on $f:" >&2; echo "$log" >&2; bad=1; continue
       fi
       grep -i 'warning' <<<"$log" >&2 || true
-      parse_ptxas <<<"$log" | LC_ALL=C sort | while read -r kernel regs smem stack st ld; do
-        printf '%-12s %-36s %-6s %5s %9s %7s %12s %11s%s\n' "$(basename "$f" .ptx)" "$kernel" "$arch" \
-          "$regs" "$smem" "$stack" "$st" "$ld" "$([[ $st != 0 || $ld != 0 ]] && echo '  <- spills')"
-      done
+      rows+=$(parse_ptxas <<<"$log" | sed "s/^/$(basename "$f" .ptx) $arch /")$'\n'
     done
   done
   [[ $bad == 0 ]] || die "ptxas failed (see above)"
+  printf '%-12s %-36s %-6s %5s %10s %6s %12s %11s\n' module kernel arch regs smem_bytes stack spill_stores spill_loads
+  # One row per module, kernel and arch, the two arches of a kernel side by side.
+  LC_ALL=C sort -k1,1 -k3,3 -k2,2 <<<"${rows%$'\n'}" | while read -r module arch kernel regs smem stack st ld; do
+    printf '%-12s %-36s %-6s %5s %10s %6s %12s %11s%s\n' "$module" "$kernel" "$arch" "$regs" "$smem" "$stack" "$st" "$ld" \
+      "$([[ $st != 0 || $ld != 0 ]] && echo '  <- spills')"
+  done
 }
 
 case "${1:-}" in
