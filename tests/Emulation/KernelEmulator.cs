@@ -88,7 +88,11 @@ public sealed unsafe class KernelEmulator
         File.Move(tmp, Path.Combine(dir, "libkernelemu.so"), overwrite: true);
     }
 
-    static void Check(sbyte* error)
+    // The emulation keeps the running launch's blockDim, gridDim and barrier in globals: one launch
+    // at a time, even if tests run in parallel.
+    readonly Lock _gate = new();
+
+    void Check(sbyte* error)
     {
         if (error != null) throw new ArgumentException(new string(error));
     }
@@ -97,12 +101,12 @@ public sealed unsafe class KernelEmulator
 
     public void SaliencyMaps(float[] maps, float[] grad, int b, int c, int h, int w, int p, int block, int grid = 0)
     {
-        fixed (float* pm = maps, pg = grad) Check(_saliencyMaps(pm, pg, b, c, h, w, p, block, grid));
+        fixed (float* pm = maps, pg = grad) lock (_gate) Check(_saliencyMaps(pm, pg, b, c, h, w, p, block, grid));
     }
 
     public void PercentileMasks(float[] masks, float[] thresholds, float[] maps, float[] q, int b, int cells, int block, int grid = 0)
     {
-        fixed (float* pm = masks, pt = thresholds, ps = maps, pq = q) Check(_percentileMasks(pm, pt, ps, pq, b, cells, block, grid));
+        fixed (float* pm = masks, pt = thresholds, ps = maps, pq = q) lock (_gate) Check(_percentileMasks(pm, pt, ps, pq, b, cells, block, grid));
     }
 
     public void MaskMix(float[] mixed, float[] mixedTargets, float[] fractions, float[] x, float[] targets, float[] masks,
@@ -110,7 +114,7 @@ public sealed unsafe class KernelEmulator
     {
         fixed (float* pmx = mixed, pmt = mixedTargets, pf = fractions, px = x, pt = targets, pm = masks, pl = lambda1)
         fixed (int* pp = perm)
-            Check(_maskMix(pmx, pmt, pf, px, pt, pm, pp, pl, lambda1.Length, b, c, h, w, p, k, block, grid));
+            lock (_gate) Check(_maskMix(pmx, pmt, pf, px, pt, pm, pp, pl, lambda1.Length, b, c, h, w, p, k, block, grid));
     }
 
     public void InputMixup(float[] mixed, float[] mixedTargets, float[] x, float[] targets, int[] perm, float lambda,
@@ -118,7 +122,7 @@ public sealed unsafe class KernelEmulator
     {
         fixed (float* pmx = mixed, pmt = mixedTargets, px = x, pt = targets)
         fixed (int* pp = perm)
-            Check(_inputMixup(pmx, pmt, px, pt, pp, lambda, b, d, k, block, grid));
+            lock (_gate) Check(_inputMixup(pmx, pmt, px, pt, pp, lambda, b, d, k, block, grid));
     }
 
     public void CutMix(float[] mixed, float[] mixedTargets, float[] x, float[] targets, int[] perm, int y0, int x0, int y1, int x1,
@@ -126,6 +130,6 @@ public sealed unsafe class KernelEmulator
     {
         fixed (float* pmx = mixed, pmt = mixedTargets, px = x, pt = targets)
         fixed (int* pp = perm)
-            Check(_cutmix(pmx, pmt, px, pt, pp, y0, x0, y1, x1, b, c, h, w, k, block, grid));
+            lock (_gate) Check(_cutmix(pmx, pmt, px, pt, pp, y0, x0, y1, x1, b, c, h, w, k, block, grid));
     }
 }
