@@ -42,7 +42,7 @@ usage() {
 # The sources, sorted: src/Kernels/*.cu (none is fine).
 sources() { find "$KERNELS" -maxdepth 1 -name '*.cu' 2>/dev/null | LC_ALL=C sort; }
 
-clang_major() { "$1" --version 2>/dev/null | sed -n 's/.*clang version \([0-9][0-9]*\)\..*/\1/p' | head -n1; }
+clang_major() { { "$1" --version 2>/dev/null || true; } | sed -n 's/.*clang version \([0-9][0-9]*\)\..*/\1/p' | head -n1; }
 
 # Sets CLANG, as src/Core/Ptx.targets does.
 find_clang() {
