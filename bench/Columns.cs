@@ -18,6 +18,10 @@ public sealed class RateColumn(string id, string name, string legend, Func<Bench
         new(median ? "GFLOPS-median" : "GFLOPS-mean", median ? "GFLOP/s (median)" : "GFLOP/s (mean)",
             $"Billions of useful floating-point operations per second, over the {(median ? "median" : "mean")} time", flops, 1e-9, median);
 
+    /// <summary>GB/s (10⁹ bytes per second) from a count of bytes read plus written per operation.</summary>
+    public static RateColumn GigabytesPerSecond(Func<BenchmarkCase, double?> bytes) =>
+        new("GBps-median", "GB/s (median)", "Bytes read plus written, 10⁹ per second, over the median time", bytes, 1e-9);
+
     /// <summary>Images per second from a batch size per operation.</summary>
     public static RateColumn ImagesPerSecond(int batch) =>
         new("ImagesPerSecond", "images/s", "Images processed per second, over the median time", _ => batch, 1.0);
@@ -50,10 +54,16 @@ public sealed class RateColumn(string id, string name, string legend, Func<Bench
 /// </summary>
 public class ShortInProcessConfig : ManualConfig
 {
-    public ShortInProcessConfig(params IColumn[] columns)
+    public ShortInProcessConfig(params IColumn[] columns) : this(1, columns) { }
+
+    /// <summary>
+    /// As above with <paramref name="invocations"/> calls per iteration, for operations well under a
+    /// millisecond, so that one iteration lasts long enough to time reliably (tens of ms).
+    /// </summary>
+    public ShortInProcessConfig(int invocations, params IColumn[] columns)
     {
         AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
-            .WithWarmupCount(1).WithIterationCount(5).WithLaunchCount(1).WithInvocationCount(1).WithUnrollFactor(1));
+            .WithWarmupCount(1).WithIterationCount(5).WithLaunchCount(1).WithInvocationCount(invocations).WithUnrollFactor(1));
         AddColumn(columns);
     }
 }
