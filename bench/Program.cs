@@ -5,12 +5,14 @@ namespace RlMixup.Bench;
 public static class Program
 {
     /// <summary>
-    /// `step ...` runs the Stopwatch step timer (the twin of bench/reference/torch_step.py);
+    /// `step ...` runs the Stopwatch step timer (the twin of bench/reference/torch_step.py), `ppo ...`
+    /// times one PPO update at the paper's size;
     /// anything else goes to BenchmarkDotNet, e.g. `--filter '*Conv*'`.
     /// </summary>
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "step") return StepTimer.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "ppo") return PpoTimer.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -1,6 +1,7 @@
 using NUnit.Framework;
 using RlMixup.Core;
 using RlMixup.Core.Cpu;
+using RlMixup.Core.IO;
 using RlMixup.Models;
 using RlMixup.Tests.Reference;
 

@@ -121,6 +121,40 @@ public class OpGradientTests(int threads)
 
     #endregion
 
+    #region Channel bias
+
+    [TestCase(1, 3, 4, 5)]
+    [TestCase(3, 10, 7, 6)]
+    [TestCase(2, 4, 1, 1)]
+    public void ChannelBias(int n, int c, int h, int w)
+    {
+        var rng = new Random(Seed($"bias{n},{c},{h},{w}"));
+        int hw = h * w;
+        var xf = Data.Uniform(n * c * hw, rng);
+        var bf = Data.Uniform(c, rng);
+        double[] xd = ToDouble(xf), bd = ToDouble(bf);
+
+        // forward in place: one float32 addition per element
+        var y = T(xf, n, c, h, w);
+        _b.AddChannelBias(y, T(bf, c));
+        Validate("channel bias y", y.ToArray(), RefOps.AddChannelBias(xd, bd, n, c, hw), 1e-7, Tol.Rtol);
+
+        // backward: dbias accumulates a sum of n·h·w terms |r| ≤ 1
+        var rf = Data.Uniform(n * c * hw, rng);
+        var r = ToDouble(rf);
+        var dy = T(rf, n, c, h, w);
+        var dbRef = Gradient(Projected(v => RefOps.AddChannelBias(xd, v, n, c, hw), r), bd);
+        var prefill = Data.Uniform(c, rng);
+        var db = T(prefill, c);
+        int k = n * hw;
+        _b.ChannelBiasBackward(db, dy);
+        Validate("channel bias db (prefill + 1 backward)", db.ToArray(), Accumulated(prefill, dbRef, 1), Tol.Sum(k + 1, k + 1), Tol.Rtol);
+        _b.ChannelBiasBackward(db, dy);
+        Validate("channel bias db (prefill + 2 backwards)", db.ToArray(), Accumulated(prefill, dbRef, 2), Tol.Sum(2 * k + 1, 2 * k + 1), Tol.Rtol);
+    }
+
+    #endregion
+
     #region BatchNorm
 
     public sealed record BnCase(int N, int C, int H, int W, float Eps, float Momentum)

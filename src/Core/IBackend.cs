@@ -68,12 +68,16 @@ public interface IBackend : IDisposable
     /// <summary>dx = dy·w (when dx is not null); dw += dyᵀ·x and db += Σ dy (when not null).</summary>
     void LinearBackward(Tensor? dx, Tensor? dw, Tensor? db, Tensor dy, Tensor x, Tensor w);
 
-    // ---- convolution (NCHW input, OIHW weight, no bias)
+    // ---- convolution (NCHW input, OIHW weight; the bias is a separate per-channel add)
     void Conv2dForward(Tensor y, Tensor x, Tensor w, Conv2dSpec spec);
     /// <summary>dx = conv2d's data gradient (overwrites).</summary>
     void Conv2dBackwardData(Tensor dx, Tensor dy, Tensor w, Conv2dSpec spec);
     /// <summary>dw += conv2d's filter gradient.</summary>
     void Conv2dBackwardFilter(Tensor dw, Tensor x, Tensor dy, Conv2dSpec spec);
+    /// <summary>y (N,C,H,W) += bias[c] in place: the bias of a convolution (bias (C)).</summary>
+    void AddChannelBias(Tensor y, Tensor bias);
+    /// <summary>dbias (C) += Σ over n, h, w of dy (N,C,H,W). The data gradient of a bias add is dy itself.</summary>
+    void ChannelBiasBackward(Tensor dbias, Tensor dy);
 
     // ---- batch norm over (N,H,W) per channel
     /// <summary>

@@ -39,25 +39,34 @@ public abstract class Layer
         value ?? throw new InvalidOperationException($"{layer}: Backward called before Forward");
 }
 
-/// <summary>2-D convolution without bias. Weight (O, C, kH, kW), PyTorch-default init.</summary>
+/// <summary>
+/// 2-D convolution, weight (O, C, kH, kW), PyTorch-default init. Without bias by default (the
+/// ResNet convolutions feed batch norm); <c>bias: true</c> adds a per-channel bias (O) as
+/// nn.Conv2d's default does.
+/// </summary>
 public sealed class Conv2d : Layer
 {
     private readonly Conv2dSpec _spec;
     private Tensor? _x, _y, _dx;
 
-    public Conv2d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0)
+    public Conv2d(ParameterStore store, string name, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0,
+        bool bias = false, Init? weightInit = null, Init? biasInit = null)
     {
         _spec = new Conv2dSpec(stride, padding);
-        Weight = store.Add(name + ".weight", new Shape(outChannels, inChannels, kernel, kernel), Init.KaimingUniform(inChannels * kernel * kernel));
+        int fanIn = inChannels * kernel * kernel;
+        Weight = store.Add(name + ".weight", new Shape(outChannels, inChannels, kernel, kernel), weightInit ?? Init.KaimingUniform(fanIn));
+        Bias = bias ? store.Add(name + ".bias", new Shape(outChannels), biasInit ?? Init.BiasUniform(fanIn)) : null;
     }
 
     public NamedTensor Weight { get; }
+    public NamedTensor? Bias { get; }
 
     public override Tensor Forward(Tensor x, Mode mode)
     {
         var b = x.Backend;
         var y = Ensure(ref _y, b, _spec.OutputShape(x.Shape, Weight.Shape));
         b.Conv2dForward(y, x, Weight.Value, _spec);
+        if (Bias != null) b.AddChannelBias(y, Bias.Value);
         _x = x;
         return y;
     }
@@ -69,7 +78,11 @@ public sealed class Conv2d : Layer
     {
         var x = Cached(_x, Weight.Name);
         var b = dy.Backend;
-        if (weightGrads) b.Conv2dBackwardFilter(Weight.Grad, x, dy, _spec);
+        if (weightGrads)
+        {
+            b.Conv2dBackwardFilter(Weight.Grad, x, dy, _spec);
+            if (Bias != null) b.ChannelBiasBackward(Bias.Grad, dy);
+        }
         if (!inputGrad) return null;
         var dx = Ensure(ref _dx, b, x.Shape);
         b.Conv2dBackwardData(dx, dy, Weight.Value, _spec);

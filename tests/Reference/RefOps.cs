@@ -77,6 +77,16 @@ public static class RefOps
     /// <summary>Output size of one spatial axis: floor((in + 2·pad − k)/stride) + 1.</summary>
     public static int ConvOut(int inSize, int k, int stride, int pad) => (inSize + 2 * pad - k) / stride + 1;
 
+    /// <summary>y (n, c, h·w) = x + bias[c]: a convolution's bias.</summary>
+    public static double[] AddChannelBias(double[] x, double[] bias, int n, int c, int hw)
+    {
+        var y = new double[x.Length];
+        for (int b = 0; b < n; b++)
+            for (int ch = 0; ch < c; ch++)
+                for (int i = 0; i < hw; i++) y[(b * c + ch) * hw + i] = x[(b * c + ch) * hw + i] + bias[ch];
+        return y;
+    }
+
     /// <summary>
     /// y (n, o, oh, ow) = x (n, c, h, w) ⋆ wt (o, c, kh, kw), cross-correlation with zero padding,
     /// no bias. Output position (p, q) reads input rows p·sh − ph + i and columns q·sw − pw + j.

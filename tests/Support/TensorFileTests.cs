@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using RlMixup.Core.IO;
 
 namespace RlMixup.Tests;
 

@@ -175,6 +175,36 @@ public sealed partial class CpuBackend : IBackend
         }
     }
 
+    // ---- per-channel bias (convolution bias)
+
+    public void AddChannelBias(Tensor y, Tensor bias)
+    {
+        Check.Rank("channel bias", "output", y.Shape, 4);
+        Check.Same("channel bias", "bias", bias.Shape, new Shape(y.Shape.C));
+        int c = y.Shape.C, hw = y.Shape.H * y.Shape.W;
+        Host(y); Host(bias);
+        Chunks(y.Shape.N * c, Math.Max(1, ElementwiseChunk / Math.Max(1, hw)), (s, e, _) =>
+        {
+            var ys = Host(y); var bv = Host(bias);
+            for (int r = s; r < e; r++) { var row = ys.Slice(r * hw, hw); Simd.ScaleShift(row, row, 1f, bv[r % c]); }
+        });
+    }
+
+    public void ChannelBiasBackward(Tensor dbias, Tensor dy)
+    {
+        Check.Rank("channel bias backward", "dy", dy.Shape, 4);
+        Check.Same("channel bias backward", "dbias", dbias.Shape, new Shape(dy.Shape.C));
+        int n = dy.Shape.N, c = dy.Shape.C, hw = dy.Shape.H * dy.Shape.W;
+        var ds = Host(dbias); var g = Host(dy);
+        // Sums in double in a fixed order (image by image) so the result does not depend on threading.
+        for (int ch = 0; ch < c; ch++)
+        {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += Simd.Sum(g.Slice((i * c + ch) * hw, hw));
+            ds[ch] += (float)s;
+        }
+    }
+
     // ---- pooling
 
     public void GlobalAvgPoolForward(Tensor y, Tensor x)

@@ -2,13 +2,14 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace RlMixup.Tests;
+namespace RlMixup.Core.IO;
 
 /// <summary>One named float32 tensor from an RLMT file: shape and row-major data.</summary>
 public sealed record NamedArray(string Name, int[] Shape, float[] Data);
 
 /// <summary>
-/// Reader and writer for the RLMT tensor files produced by tests/golden/make_golden.py.
+/// Reader and writer for RLMT tensor files: the golden tensors produced by tests/golden/make_golden.py
+/// and the engine's checkpoints.
 /// </summary>
 /// <remarks>
 /// Little-endian layout: ASCII magic "RLMT", int32 version (1), int32 entry count; then per entry
@@ -114,6 +115,26 @@ public static class TensorFile
         return result;
     }
 
+    /// <summary>
+    /// Writes to a temporary file beside <paramref name="path"/> and then renames it over
+    /// <paramref name="path"/>, so that a crash mid-write never leaves a truncated file under that name.
+    /// </summary>
+    public static void WriteAtomic(string path, IEnumerable<(string Name, int[] Shape, float[] Data)> entries)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string full = Path.GetFullPath(path);
+        string temp = full + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        try
+        {
+            Write(temp, entries);
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
     public static void Write(string path, IEnumerable<(string Name, int[] Shape, float[] Data)> entries)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -176,6 +197,8 @@ public static class TensorFile
                 }
             }
         }
+        writer.Flush();
+        stream.Flush(flushToDisk: true); // durable before an atomic rename publishes it
     }
 
     private static string FormatShape(ReadOnlySpan<int> shape) => "(" + string.Join(", ", shape.ToArray()) + ")";

@@ -1,2 +1,0 @@
-// PPO-Clip with Stable-Baselines3 semantics lands here (see the PPO agent work item).
-namespace RlMixup.Ppo;
