@@ -22,10 +22,16 @@ namespace RlMixup.Core.Cpu;
 public sealed partial class CpuBackend
 {
     /// <summary>
-    /// 3×3/stride 1/pad 1 convolutions with min(Cin, Cout) below this use im2col. Measured on
-    /// this engine's shapes (see Plan comment in UseWinograd); tests set 0 to force Winograd.
+    /// 3×3/stride 1/pad 1 convolutions with min(Cin, Cout) below this use im2col; tests set 0 to
+    /// force Winograd. Measured at batch 100, 2 threads (forward / backward-data, ms):
+    ///   stem   C 3,   O 16,  32×32   im2col 1.7 / 1.6   Winograd 2.4 / 2.4  (k = 3: transforms dominate)
+    ///   layer1 C 16,  O 16,  32×32   im2col 7.7 / 5.6   Winograd 4.1 / 4.0
+    ///   layer4 C 128, O 128, 4×4     im2col 4.2 / 3.8   Winograd 2.6 / 2.6
+    ///   layer1 C 64,  O 64,  32×32   im2col 63 / 51     Winograd 27 / 27
+    ///   layer4 C 512, O 512, 4×4     im2col 50 / 51     Winograd 31 / 31
+    /// so every 3×3 conv of PreActResNet18 but the stem takes it; 16 is the smallest count measured to win.
     /// </summary>
-    internal int WinogradMinChannels { get; set; } = 1;
+    internal int WinogradMinChannels { get; set; } = 16;
 
     /// <summary>Number of convolutions (forward or backward-data) that took the Winograd path.</summary>
     internal int WinogradCalls;
@@ -36,68 +42,107 @@ public sealed partial class CpuBackend
         pl.KH == 3 && pl.KW == 3 && pl.Spec == new Conv2dSpec(1, 1) && Math.Min(pl.C, pl.O) >= WinogradMinChannels
         && Avx2.IsSupported;
 
+    // The 16 ξ planes of U, V and M are each a multiple of 4 KiB long at most model shapes (e.g.
+    // U at 512×512 is 1 MiB), so the transforms' 16 store streams would all map to the same L1
+    // and L2 sets; one extra cache line per plane spreads them out (measured 3× on the filter
+    // transform at 512 channels).
+    private static long PlaneStride(long plane) => plane + 16;
+
     private unsafe void WinogradForward(float* x, float* w, float* y, in ConvPlan pl)
     {
-        float[] u = Scratch(ref t_wu, 16 * pl.O * pl.C);
+        long us = PlaneStride((long)pl.O * pl.C);
+        float[] u = Scratch(ref t_wu, (int)(16 * us));
         fixed (float* pu = u)
         {
             float* pu2 = pu, pw = w;
             int o = pl.O, c = pl.C;
-            Chunks(o, 16, (s, e, _) => FilterTransform(pw, o, c, false, pu2, s, e));
-            WinogradConv(x, pl.N, c, pl.H, pl.W, pu, o, y);
+            Chunks(o, 8, (s, e, _) => FilterTransform(pw, o, c, false, pu2, us, s, e));
+            WinogradConv(x, pl.N, c, pl.H, pl.W, pu, us, o, y);
         }
     }
 
     private unsafe void WinogradBackwardData(float* dy, float* w, float* dx, in ConvPlan pl)
     {
-        float[] u = Scratch(ref t_wu, 16 * pl.O * pl.C);
+        long us = PlaneStride((long)pl.O * pl.C);
+        float[] u = Scratch(ref t_wu, (int)(16 * us));
         fixed (float* pu = u)
         {
             float* pu2 = pu, pw = w;
             int o = pl.O, c = pl.C;
-            Chunks(o, 16, (s, e, _) => FilterTransform(pw, o, c, true, pu2, s, e));
-            WinogradConv(dy, pl.N, o, pl.H, pl.W, pu, c, dx);
+            Chunks(c, 8, (s, e, _) => FilterTransform(pw, o, c, true, pu2, us, s, e));
+            WinogradConv(dy, pl.N, o, pl.H, pl.W, pu, us, c, dx);
         }
     }
 
+    [ThreadStatic] private static float[]? t_taps;
+
     /// <summary>
-    /// U for filter rows [lo, hi) of w (O, C, 3, 3). Forward: U (16, O, C) from g = w[o, c].
-    /// Flipped (backward-data): U (16, C, O) from g = w[o, c] rotated 180°.
+    /// U rows [lo, hi) from w (O, C, 3, 3), planes us apart. Forward: U (16, O, C), row o holds
+    /// the C filters w[o, ·]. Flipped (backward-data): U (16, C, O), row c holds the O filters
+    /// w[·, c] rotated 180°. Each row's n filters are first gathered tap-major, taps (9, n), so
+    /// the transform runs on 8 filters per vector and stores contiguous rows.
     /// </summary>
-    private static unsafe void FilterTransform(float* w, int o, int c, bool flip, float* u, int lo, int hi)
+    private static unsafe void FilterTransform(float* w, int o, int c, bool flip, float* u, long us, int lo, int hi)
     {
-        float* g = stackalloc float[9];
-        float* t = stackalloc float[12];
-        int plane = o * c;
-        for (int oo = lo; oo < hi; oo++)
-            for (int cc = 0; cc < c; cc++)
+        int n = flip ? o : c, n8 = RoundUp8(n);
+        float[] taps = Scratch(ref t_taps, 9 * n8 + 16 * 8);
+        fixed (float* pt = taps)
+        {
+            float* tail = pt + 9 * n8;
+            for (int i = 9 * n; i < 9 * n8; i++) pt[i] = 0;
+            for (int row = lo; row < hi; row++)
             {
-                float* src = w + (oo * c + cc) * 9;
-                for (int k = 0; k < 9; k++) g[k] = flip ? src[8 - k] : src[k];
-                // t (4×3) = G g with G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]
-                for (int j = 0; j < 3; j++)
+                if (!flip)
                 {
-                    float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                    t[j] = g0;
-                    t[3 + j] = 0.5f * (g0 + g1 + g2);
-                    t[6 + j] = 0.5f * (g0 - g1 + g2);
-                    t[9 + j] = g2;
+                    float* src = w + (long)row * c * 9;
+                    for (int f = 0; f < n; f++)
+                        for (int k = 0; k < 9; k++) pt[k * n8 + f] = src[f * 9 + k];
                 }
-                float* dst = u + (flip ? cc * o + oo : oo * c + cc);
-                // U row i = t row i · Gᵀ
-                for (int i = 0; i < 4; i++)
+                else
+                    for (int f = 0; f < n; f++)
+                    {
+                        float* src = w + ((long)f * c + row) * 9;
+                        for (int k = 0; k < 9; k++) pt[k * n8 + f] = src[8 - k];
+                    }
+                float* dst = u + (long)row * n;
+                int f0 = 0;
+                for (; f0 + 8 <= n; f0 += 8) FilterTransform8(pt + f0, n8, dst + f0, us);
+                if (f0 < n)
                 {
-                    float t0 = t[3 * i], t1 = t[3 * i + 1], t2 = t[3 * i + 2];
-                    dst[(4 * i + 0) * plane] = t0;
-                    dst[(4 * i + 1) * plane] = 0.5f * (t0 + t1 + t2);
-                    dst[(4 * i + 2) * plane] = 0.5f * (t0 - t1 + t2);
-                    dst[(4 * i + 3) * plane] = t2;
+                    FilterTransform8(pt + f0, n8, tail, 8);
+                    for (int xi = 0; xi < 16; xi++)
+                        for (int f = f0; f < n; f++) dst[xi * us + f] = tail[xi * 8 + f - f0];
                 }
             }
+        }
+    }
+
+    /// <summary>U = G g Gᵀ for 8 filters: taps k at g[k·ld], results ξ at dst[ξ·us]; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].</summary>
+    private static unsafe void FilterTransform8(float* g, int ld, float* dst, long us)
+    {
+        var half = Vector256.Create(0.5f);
+        // t (4×3) = G g, one row of t per i, kept as three column vectors
+        Span<Vector256<float>> t = stackalloc Vector256<float>[12];
+        for (int j = 0; j < 3; j++)
+        {
+            var g0 = Vector256.Load(g + j * ld); var g1 = Vector256.Load(g + (3 + j) * ld); var g2 = Vector256.Load(g + (6 + j) * ld);
+            t[j] = g0;
+            t[3 + j] = half * (g0 + g1 + g2);
+            t[6 + j] = half * (g0 - g1 + g2);
+            t[9 + j] = g2;
+        }
+        for (int i = 0; i < 4; i++)
+        {
+            var t0 = t[3 * i]; var t1 = t[3 * i + 1]; var t2 = t[3 * i + 2];
+            t0.Store(dst + (4 * i) * us);
+            (half * (t0 + t1 + t2)).Store(dst + (4 * i + 1) * us);
+            (half * (t0 - t1 + t2)).Store(dst + (4 * i + 2) * us);
+            t2.Store(dst + (4 * i + 3) * us);
+        }
     }
 
     /// <summary>y (n, co, h, w) = the 3×3 pad-1 convolution of x (n, ci, h, w) whose transformed filters are u (16, co, ci).</summary>
-    private unsafe void WinogradConv(float* x, int n, int ci, int h, int w, float* u, int co, float* y)
+    private unsafe void WinogradConv(float* x, int n, int ci, int h, int w, float* u, long us, int co, float* y)
     {
         Interlocked.Increment(ref WinogradCalls);
         int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw;
@@ -108,21 +153,22 @@ public sealed partial class CpuBackend
         // the last 8-tile block, so the transforms never need a scalar tail.
         int ld = g * tiles + 8;
         int rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
+        long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld);
         Chunks(groups, 1, (s, e, _) =>
         {
-            float[] v = Scratch(ref t_wv, 16 * ci * ld), m = Scratch(ref t_wm, 16 * co * ld);
+            float[] v = Scratch(ref t_wv, (int)(16 * vs)), m = Scratch(ref t_wm, (int)(16 * ms));
             float[] planes = Scratch(ref t_wplane, 2 * pr * rw);
             fixed (float* pv = v, pm = m, pp = planes)
                 for (int grp = s; grp < e; grp++)
                 {
                     int first = grp * g, count = Math.Min(g, n - first), cols = count * tiles;
                     for (int i = 0; i < count; i++)
-                        InputTransform(x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, pp);
+                        InputTransform(x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, vs, pp);
                     for (int xi = 0; xi < 16; xi++)
-                        Cpu.Gemm.Sgemm(false, false, co, cols, ci, 1f, u + (long)xi * co * ci, ci,
-                            pv + (long)xi * ci * ld, ld, 0f, pm + (long)xi * co * ld, ld, 1);
+                        Cpu.Gemm.Sgemm(false, false, co, cols, ci, 1f, u + xi * us, ci,
+                            pv + xi * vs, ld, 0f, pm + xi * ms, ld, 1);
                     for (int i = 0; i < count; i++)
-                        OutputTransform(pm + i * tiles, ld, co, h, w, y + (long)(first + i) * co * h * w);
+                        OutputTransform(pm + i * tiles, ld, ms, co, h, w, y + (long)(first + i) * co * h * w);
                 }
         });
     }
@@ -130,13 +176,12 @@ public sealed partial class CpuBackend
     private static int RoundUp8(int v) => (v + 7) & ~7;
 
     /// <summary>
-    /// V[ξ, c, ti·TW + tj] (row stride ld, ξ planes ci·ld apart) = Bᵀ d B for every tile of one
+    /// V[ξ, c, ti·TW + tj] (row stride ld, ξ planes xiStride apart) = Bᵀ d B for every tile of one
     /// image x (ci, h, w). planes: scratch for one channel split into even and odd columns.
     /// </summary>
-    private static unsafe void InputTransform(float* x, int ci, int h, int w, float* v, int ld, float* planes)
+    private static unsafe void InputTransform(float* x, int ci, int h, int w, float* v, int ld, long xiStride, float* planes)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2, rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
-        long xiStride = (long)ci * ld;
         // Padded input column q ∈ [-1, 2·TW] is E[(q+1)/2] for odd q, O[q/2] for even q, so tile
         // j reads E[j], O[j], E[j+1], O[j+1]: four contiguous vectors for 8 tiles.
         float* ev = planes, od = planes + pr * rw;
@@ -217,12 +262,11 @@ public sealed partial class CpuBackend
 
     /// <summary>
     /// y (co, h, w) of one image = Aᵀ M A per tile, with M[ξ, o, ti·TW + tj] (row stride ld, ξ
-    /// planes co·ld apart) and Aᵀ = [1 1 1 0; 0 1 -1 -1].
+    /// planes xiStride apart) and Aᵀ = [1 1 1 0; 0 1 -1 -1].
     /// </summary>
-    private static unsafe void OutputTransform(float* m, int ld, int co, int h, int w, float* y)
+    private static unsafe void OutputTransform(float* m, int ld, long xiStride, int co, int h, int w, float* y)
     {
         int th = (h + 1) / 2, tw = (w + 1) / 2;
-        long xiStride = (long)co * ld;
         float* tmp = stackalloc float[32];
         for (int o = 0; o < co; o++)
         {
