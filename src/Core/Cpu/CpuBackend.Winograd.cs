@@ -18,7 +18,7 @@ namespace RlMixup.Core.Cpu;
 // Groups of images and their spread over threads follow the im2col path (CpuBackend.Conv.cs),
 // counting tiles instead of output pixels.
 // The transforms run 8 tiles of a tile row at a time (Vector256); on 4×4 and 8×8 images (TW = 2,
-// 4) most lanes idle, but there C ≥ 128 and the GEMMs dwarf the transforms.
+// 4) most lanes idle, but there C ≥ 64 and the GEMMs dwarf the transforms.
 public sealed partial class CpuBackend
 {
     /// <summary>
@@ -89,7 +89,9 @@ public sealed partial class CpuBackend
         fixed (float* pt = taps)
         {
             float* tail = pt + 9 * n8;
-            for (int i = 9 * n; i < 9 * n8; i++) pt[i] = 0;
+            // lanes [n, n8) of the last 8-filter block are transformed too, then dropped
+            for (int k = 0; k < 9; k++)
+                for (int f = n; f < n8; f++) pt[k * n8 + f] = 0;
             for (int row = lo; row < hi; row++)
             {
                 if (!flip)
