@@ -24,7 +24,8 @@ public class OpGradientTests(int threads)
 {
     private IBackend _b = null!;
 
-    [OneTimeSetUp] public void Setup() => _b = new CpuBackend(threads);
+    // Every 3x3 stride-1 pad-1 convolution takes the Winograd path here, however few its channels.
+    [OneTimeSetUp] public void Setup() => _b = new CpuBackend(threads) { WinogradMinChannels = 0 };
     [OneTimeTearDown] public void TearDown() => _b.Dispose();
 
     private Tensor T(float[] data, params int[] dims)
@@ -76,6 +77,15 @@ public class OpGradientTests(int threads)
         new(3, 17, 4, 5, 9, 3, 3, 1, 2, 1, 2),  // 17 input channels, batch 3
         new(7, 3, 4, 4, 5, 3, 3, 1, 1, 1, 1),   // several images per GEMM group, last group short
         new(5, 6, 3, 3, 4, 1, 1, 1, 1, 0, 0),   // pointwise 1x1 with images grouped (gather/scatter path)
+        // Winograd F(2x2,3x3): odd/even H and W (partial last tiles), a single pixel, channel counts
+        // that are not multiples of 8, a tile row wider than one 8-tile block (W = 36: TW = 18)
+        new(1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1),
+        new(3, 5, 2, 3, 7, 3, 3, 1, 1, 1, 1),
+        new(2, 9, 8, 8, 11, 3, 3, 1, 1, 1, 1),
+        new(4, 3, 7, 5, 2, 3, 3, 1, 1, 1, 1),
+        new(2, 4, 5, 36, 3, 3, 3, 1, 1, 1, 1),
+        new(1, 2, 33, 17, 3, 3, 3, 1, 1, 1, 1),
+        new(9, 7, 4, 4, 5, 3, 3, 1, 1, 1, 1),    // 4x4 images: 4 tiles each, many images per group
     ];
 
     [TestCaseSource(nameof(ConvCases))]
@@ -93,6 +103,8 @@ public class OpGradientTests(int threads)
         var x = T(xf, c.N, c.C, c.H, c.W);
         var w = T(wf, c.O, c.C, c.KH, c.KW);
         var y = Nan(c.N, c.O, oh, ow);
+        bool winograd = c is { KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1 };
+        int winogradBefore = ((CpuBackend)_b).WinogradCalls;
         _b.Conv2dForward(y, x, w, spec);
         int k = c.C * c.KH * c.KW;
         Validate("conv2d y", y.ToArray(), Conv(xd, wd), Tol.Sum(k, MaxAbs(Conv(Abs(xd), Abs(wd)))), Tol.Rtol);
@@ -105,6 +117,7 @@ public class OpGradientTests(int threads)
 
         var dx = Nan(c.N, c.C, c.H, c.W);
         _b.Conv2dBackwardData(dx, dy, w, spec);
+        Assert.That(((CpuBackend)_b).WinogradCalls - winogradBefore, Is.EqualTo(winograd ? 2 : 0), "Winograd calls (forward + backward-data)");
         var dxRef = Gradient(Projected(v => Conv(v, wd), r), xd);
         int kdx = c.O * c.KH * c.KW;
         Validate("conv2d dx", dx.ToArray(), dxRef, Tol.Sum(kdx, kdx), Tol.Rtol);

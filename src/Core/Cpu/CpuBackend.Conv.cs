@@ -52,6 +52,11 @@ public sealed partial class CpuBackend
         var pl = Plan(x.Shape, w.Shape, yShape, spec);
         float[] xa = Arr(x), wa = Arr(w), ya = Arr(y);
         int xo = x.Offset, wo = w.Offset, yo = y.Offset;
+        if (UseWinograd(pl))
+        {
+            fixed (float* pw = &wa[wo], py = &ya[yo], px = &xa[xo]) WinogradForward(px, pw, py, pl);
+            return;
+        }
         Chunks(pl.Groups, 1, (s, e, _) =>
         {
             int cols = pl.Group * pl.P;
@@ -81,6 +86,11 @@ public sealed partial class CpuBackend
         var pl = Plan(dx.Shape, w.Shape, yShape, spec);
         float[] dxa = Arr(dx), wa = Arr(w), dya = Arr(dy);
         int dxo = dx.Offset, wo = w.Offset, dyo = dy.Offset;
+        if (UseWinograd(pl))
+        {
+            fixed (float* pw = &wa[wo], pdy = &dya[dyo], pdx = &dxa[dxo]) WinogradBackwardData(pdy, pw, pdx, pl);
+            return;
+        }
         Chunks(pl.Groups, 1, (s, e, _) =>
         {
             int cols = pl.Group * pl.P;
