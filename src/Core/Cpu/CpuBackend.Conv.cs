@@ -123,32 +123,69 @@ public sealed partial class CpuBackend
         float[] xa = Arr(x), dya = Arr(dy), dwa = Arr(dw);
         int xo = x.Offset, dyo = dy.Offset, dwo = dw.Offset;
         int workers = Math.Min(Threads, pl.Groups);
-        // Worker 0 accumulates straight into dw; the others into partial sums added at the end.
-        var partials = new float[Math.Max(0, workers - 1)][];
-        for (int p = 0; p < partials.Length; p++) partials[p] = new float[pl.O * pl.Ckk];
+        // Two orientations of the same sum over groups:
+        //   dW  (O, C·kH·kW)  += dY · colᵀ   packs (transposes) all of col as the GEMM's B;
+        //   dWᵀ (C·kH·kW, O)  += col · dYᵀ   reads col in place and packs only dY, but each worker's
+        //                                     partial must be transposed into dw at the end.
+        // Packing cost ~ C·kH·kW·N·P floats against O·N·P plus the final transpose of O·C·kH·kW per
+        // worker (strided and cache-unfriendly: weighed ×16, measured). Wide maps (layers 1–2) favour
+        // the second orientation, deep layers with big weights the first.
+        long columns = (long)pl.N * pl.P;
+        bool transposed = columns * (pl.Ckk - pl.O) > 16L * workers * pl.O * pl.Ckk;
+        // Worker 0 accumulates straight into dw unless transposed; the others into partial sums.
+        var partials = FilterPartials(transposed ? workers : workers - 1, pl.O * pl.Ckk);
         Chunks(pl.Groups, 1, (s, e, worker) =>
         {
             int cols = pl.Group * pl.P;
             float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
-            float[] target = worker == 0 ? dwa : partials[worker - 1];
-            int targetOffset = worker == 0 ? dwo : 0;
-            fixed (float* pt = &target[targetOffset], pcol = col, pmat = mat, pdy = &dya[dyo], px = &xa[xo])
+            bool direct = !transposed && worker == 0;
+            float[] target = direct ? dwa : partials[transposed ? worker : worker - 1];
+            fixed (float* pt = &target[direct ? dwo : 0], pcol = col, pmat = mat, pdy = &dya[dyo], px = &xa[xo])
                 for (int grp = s; grp < e; grp++)
                 {
                     var (first, count) = pl.Images(grp);
                     int ld = count * pl.P;
-                    float* a = pdy + first * pl.OutImage;
-                    if (count > 1) { GatherImages(a, pmat, count, pl.O, pl.P); a = pmat; }
-                    float* b = pcol;
-                    if (count == 1 && pl.Pointwise) b = px + first * pl.InImage;
+                    float* dyGroup = pdy + first * pl.OutImage;
+                    if (count > 1) { GatherImages(dyGroup, pmat, count, pl.O, pl.P); dyGroup = pmat; }
+                    float* colGroup = pcol;
+                    if (count == 1 && pl.Pointwise) colGroup = px + first * pl.InImage;
                     else
                         for (int i = 0; i < count; i++)
                             Im2Col(px + (first + i) * pl.InImage, pl, pcol + i * pl.P, ld);
-                    Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, a, ld, b, ld, 1f, pt, pl.Ckk, 1);
+                    if (transposed) Cpu.Gemm.Sgemm(false, true, pl.Ckk, pl.O, ld, 1f, colGroup, ld, dyGroup, ld, 1f, pt, pl.O, 1);
+                    else Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, dyGroup, ld, colGroup, ld, 1f, pt, pl.Ckk, 1);
                 }
         });
-        foreach (var p in partials)
-            Simd.Axpy(dwa.AsSpan(dwo, p.Length), 1f, p);
+        var dws = dwa.AsSpan(dwo, pl.O * pl.Ckk);
+        if (!transposed)
+        {
+            foreach (var p in partials) Simd.Axpy(dws, 1f, p.AsSpan(0, dws.Length));
+            return;
+        }
+        // dw (O, C·kH·kW) += Σ_workers partialᵀ, in 32×32 tiles so that reads and writes stay in cache.
+        const int tile = 32;
+        for (int k0 = 0; k0 < pl.Ckk; k0 += tile)
+            for (int o0 = 0; o0 < pl.O; o0 += tile)
+                foreach (var p in partials)
+                    for (int k = k0; k < Math.Min(k0 + tile, pl.Ckk); k++)
+                        for (int o = o0; o < Math.Min(o0 + tile, pl.O); o++)
+                            dws[o * pl.Ckk + k] += p[k * pl.O + o];
+    }
+
+    private float[][] _filterPartials = [];
+
+    /// <summary>Zeroed per-worker partial sums for backward-filter, kept between calls (up to 9 MB each at width 64).</summary>
+    private float[][] FilterPartials(int count, int size)
+    {
+        if (_filterPartials.Length < count || (count > 0 && _filterPartials[0].Length < size))
+            _filterPartials = [.. Enumerable.Range(0, Math.Max(count, _filterPartials.Length)).Select(_ => new float[Math.Max(size, _filterPartials.Length > 0 ? _filterPartials[0].Length : 0)])];
+        var result = new float[count][];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = _filterPartials[i];
+            Array.Clear(result[i], 0, size);
+        }
+        return result;
     }
 
     /// <summary>mat (O, G·P) → images (G, O, P): the GEMM's column blocks back to NCHW.</summary>

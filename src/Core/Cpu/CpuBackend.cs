@@ -8,6 +8,8 @@ namespace RlMixup.Core.Cpu;
 /// parallelise over images and run a single-threaded GEMM per image.
 /// This file: memory, elementwise, dense and optimiser ops. Convolution, batch norm and the loss
 /// live in the other CpuBackend.*.cs files.
+/// One instance runs one op at a time (each op parallelises internally); give concurrent callers
+/// their own instances.
 /// </summary>
 public sealed partial class CpuBackend : IBackend
 {
