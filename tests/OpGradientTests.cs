@@ -126,9 +126,14 @@ public class OpGradientTests(int threads)
         var dw = T(prefill, c.O, c.C, c.KH, c.KW);
         var dwRef = Gradient(Projected(v => Conv(xd, v), r), wd);
         int kdw = c.N * oh * ow;
+        // Both orientations of the filter-gradient GEMM (dW = dY·colᵀ, then dWᵀ = col·dYᵀ) must agree.
+        var cpu = (CpuBackend)_b;
+        cpu.FilterGradTransposed = false;
         _b.Conv2dBackwardFilter(dw, x, dy, spec);
         Validate("conv2d dw (prefill + 1 backward)", dw.ToArray(), Accumulated(prefill, dwRef, 1), Tol.Sum(kdw + 1, kdw + 1), Tol.Rtol);
-        _b.Conv2dBackwardFilter(dw, x, dy, spec);
+        cpu.FilterGradTransposed = true;
+        try { _b.Conv2dBackwardFilter(dw, x, dy, spec); }
+        finally { cpu.FilterGradTransposed = null; }
         Validate("conv2d dw (prefill + 2 backwards)", dw.ToArray(), Accumulated(prefill, dwRef, 2), Tol.Sum(2 * kdw + 1, 2 * kdw + 1), Tol.Rtol);
     }
 

@@ -131,7 +131,7 @@ public sealed partial class CpuBackend
         // worker (strided and cache-unfriendly: weighed ×16, measured). Wide maps (layers 1–2) favour
         // the second orientation, deep layers with big weights the first.
         long columns = (long)pl.N * pl.P;
-        bool transposed = columns * (pl.Ckk - pl.O) > 16L * workers * pl.O * pl.Ckk;
+        bool transposed = FilterGradTransposed ?? columns * (pl.Ckk - pl.O) > 16L * workers * pl.O * pl.Ckk;
         // Worker 0 accumulates straight into dw unless transposed; the others into partial sums.
         var partials = FilterPartials(transposed ? workers : workers - 1, pl.O * pl.Ckk);
         Chunks(pl.Groups, 1, (s, e, worker) =>
@@ -171,6 +171,9 @@ public sealed partial class CpuBackend
                         for (int o = o0; o < Math.Min(o0 + tile, pl.O); o++)
                             dws[o * pl.Ckk + k] += p[k * pl.O + o];
     }
+
+    /// <summary>Tests force one backward-filter orientation; null chooses by the packing-cost rule.</summary>
+    internal bool? FilterGradTransposed { get; set; }
 
     private float[][] _filterPartials = [];
 
