@@ -48,7 +48,7 @@ public sealed class RateColumn(string id, string name, string legend, Func<Bench
 }
 
 /// <summary>
-/// In-process, few iterations: for operations of 10 ms to seconds, where a handful of samples gives
+/// In-process, few iterations (3 warm-up, 7 measured): for operations of 10 ms to seconds, where a handful of samples gives
 /// a stable median and the default job would take hours. In-process also runs where no SDK is
 /// installed (a self-contained publish on the GPU machine).
 /// </summary>
@@ -63,7 +63,7 @@ public class ShortInProcessConfig : ManualConfig
     public ShortInProcessConfig(int invocations, params IColumn[] columns)
     {
         AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
-            .WithWarmupCount(1).WithIterationCount(5).WithLaunchCount(1).WithInvocationCount(invocations).WithUnrollFactor(1));
+            .WithWarmupCount(3).WithIterationCount(7).WithLaunchCount(1).WithInvocationCount(invocations).WithUnrollFactor(1));
         AddColumn(columns);
     }
 }
