@@ -66,11 +66,7 @@ public sealed partial class CpuBackend
                 {
                     var (first, count) = pl.Images(grp);
                     int ld = count * pl.P;
-                    float* b = pcol;
-                    if (count == 1 && pl.Pointwise) b = px + first * pl.InImage;
-                    else
-                        for (int i = 0; i < count; i++)
-                            Im2Col(px + (first + i) * pl.InImage, pl, pcol + i * pl.P, ld);
+                    float* b = GroupColumns(px, pl, first, count, pcol);
                     float* c = count == 1 ? py + first * pl.OutImage : pmat;
                     Cpu.Gemm.Sgemm(false, false, pl.O, ld, pl.Ckk, 1f, pw, pl.Ckk, b, ld, 0f, c, ld, 1);
                     if (count > 1) ScatterImages(pmat, py + first * pl.OutImage, count, pl.O, pl.P);
@@ -100,8 +96,7 @@ public sealed partial class CpuBackend
                 {
                     var (first, count) = pl.Images(grp);
                     int ld = count * pl.P;
-                    float* b = pdy + first * pl.OutImage;
-                    if (count > 1) { GatherImages(b, pmat, count, pl.O, pl.P); b = pmat; }
+                    float* b = GroupOutputs(pdy, pl, first, count, pmat);
                     if (count == 1 && pl.Pointwise)
                     {
                         Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pdx + first * pl.InImage, ld, 1);
@@ -145,13 +140,8 @@ public sealed partial class CpuBackend
                 {
                     var (first, count) = pl.Images(grp);
                     int ld = count * pl.P;
-                    float* dyGroup = pdy + first * pl.OutImage;
-                    if (count > 1) { GatherImages(dyGroup, pmat, count, pl.O, pl.P); dyGroup = pmat; }
-                    float* colGroup = pcol;
-                    if (count == 1 && pl.Pointwise) colGroup = px + first * pl.InImage;
-                    else
-                        for (int i = 0; i < count; i++)
-                            Im2Col(px + (first + i) * pl.InImage, pl, pcol + i * pl.P, ld);
+                    float* dyGroup = GroupOutputs(pdy, pl, first, count, pmat);
+                    float* colGroup = GroupColumns(px, pl, first, count, pcol);
                     if (transposed) Cpu.Gemm.Sgemm(false, true, pl.Ckk, pl.O, ld, 1f, colGroup, ld, dyGroup, ld, 1f, pt, pl.O, 1);
                     else Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, dyGroup, ld, colGroup, ld, 1f, pt, pl.Ckk, 1);
                 }
@@ -189,6 +179,26 @@ public sealed partial class CpuBackend
             Array.Clear(result[i], 0, size);
         }
         return result;
+    }
+
+    /// <summary>
+    /// The im2col matrix (C·kH·kW, count·P) of images [first, first+count) of x, built in col; a
+    /// single image under a pointwise kernel is its own matrix and is used in place.
+    /// </summary>
+    private static unsafe float* GroupColumns(float* x, in ConvPlan pl, int first, int count, float* col)
+    {
+        if (count == 1 && pl.Pointwise) return x + first * pl.InImage;
+        int ld = count * pl.P;
+        for (int i = 0; i < count; i++) Im2Col(x + (first + i) * pl.InImage, pl, col + i * pl.P, ld);
+        return col;
+    }
+
+    /// <summary>The output-side matrix (O, count·P) of images [first, first+count) of y: in place for one image, else gathered into mat.</summary>
+    private static unsafe float* GroupOutputs(float* y, in ConvPlan pl, int first, int count, float* mat)
+    {
+        if (count == 1) return y + first * pl.OutImage;
+        GatherImages(y + first * pl.OutImage, mat, count, pl.O, pl.P);
+        return mat;
     }
 
     /// <summary>mat (O, G·P) → images (G, O, P): the GEMM's column blocks back to NCHW.</summary>
