@@ -1,0 +1,126 @@
+using NUnit.Framework;
+using RlMixup.Core;
+using RlMixup.Core.Cpu;
+using RlMixup.Tests.Reference;
+using static RlMixup.Tests.Reference.FiniteDiff;
+
+namespace RlMixup.Tests;
+
+public partial class OpGradientTests
+{
+    #region Conv2d
+
+    public sealed record ConvCase(int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW, int PH, int PW)
+    {
+        public override string ToString() => $"N{N} C{C} {H}x{W} O{O} k{KH}x{KW} s{SH}x{SW} p{PH}x{PW}";
+    }
+
+    private static readonly ConvCase[] ConvCases =
+    [
+        new(1, 3, 7, 5, 5, 1, 1, 1, 1, 0, 0),   // 1x1 kernel, batch 1, non-square input
+        new(2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1),   // the "same" 3x3 of a ResNet block
+        new(2, 5, 8, 6, 3, 3, 3, 2, 2, 0, 0),   // stride 2, no padding: the last input row/column is never read
+        new(2, 6, 8, 8, 10, 1, 1, 2, 2, 0, 0),  // 1x1 stride-2 shortcut
+        new(1, 4, 9, 7, 6, 5, 5, 1, 1, 2, 2),   // 5x5 kernel, padding 2
+        new(2, 3, 7, 6, 5, 3, 2, 2, 1, 1, 0),   // non-square kernel, different H/W strides and pads
+        new(2, 10, 6, 6, 9, 3, 3, 2, 2, 1, 1),  // channels not multiples of 8, stride 2 with padding
+        new(1, 3, 5, 5, 2, 3, 3, 1, 1, 2, 2),   // padding larger than the kernel needs: output grows
+        new(3, 17, 4, 5, 9, 3, 3, 1, 2, 1, 2),  // 17 input channels, batch 3
+        new(7, 3, 4, 4, 5, 3, 3, 1, 1, 1, 1),   // several images per GEMM group, last group short
+        new(5, 6, 3, 3, 4, 1, 1, 1, 1, 0, 0),   // pointwise 1x1 with images grouped (gather/scatter path)
+        // Winograd F(2x2,3x3): odd/even H and W (partial last tiles), a single pixel, channel counts
+        // that are not multiples of 8, a tile row wider than one 8-tile block (W = 36: TW = 18)
+        new(1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1),
+        new(3, 5, 2, 3, 7, 3, 3, 1, 1, 1, 1),
+        new(2, 9, 8, 8, 11, 3, 3, 1, 1, 1, 1),
+        new(4, 3, 7, 5, 2, 3, 3, 1, 1, 1, 1),
+        new(2, 4, 5, 36, 3, 3, 3, 1, 1, 1, 1),
+        new(1, 2, 33, 17, 3, 3, 3, 1, 1, 1, 1),
+        new(9, 7, 4, 4, 5, 3, 3, 1, 1, 1, 1),    // 4x4 images: 4 tiles each, many images per group
+    ];
+
+    [TestCaseSource(nameof(ConvCases))]
+    public void Conv2d(ConvCase c)
+    {
+        var rng = new Random(Seed("conv" + c));
+        int oh = RefOps.ConvOut(c.H, c.KH, c.SH, c.PH), ow = RefOps.ConvOut(c.W, c.KW, c.SW, c.PW);
+        var xf = Data.Uniform(c.N * c.C * c.H * c.W, rng);
+        var wf = Data.Uniform(c.O * c.C * c.KH * c.KW, rng);
+        double[] xd = ToDouble(xf), wd = ToDouble(wf);
+        var spec = new Conv2dSpec(c.SH, c.SW, c.PH, c.PW);
+        double[] Conv(double[] x, double[] w) => RefOps.Conv2d(x, c.N, c.C, c.H, c.W, w, c.O, c.KH, c.KW, c.SH, c.SW, c.PH, c.PW);
+
+        // forward: each output is a sum of K = C·kH·kW products; Σ|terms| is exactly conv(|x|, |w|)
+        var x = T(xf, c.N, c.C, c.H, c.W);
+        var w = T(wf, c.O, c.C, c.KH, c.KW);
+        var y = Nan(c.N, c.O, oh, ow);
+        bool winograd = c is { KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1 };
+        int winogradBefore = ((CpuBackend)_b).WinogradCalls;
+        _b.Conv2dForward(y, x, w, spec);
+        int k = c.C * c.KH * c.KW;
+        Validate("conv2d y", y.ToArray(), Conv(xd, wd), Tol.Sum(k, MaxAbs(Conv(Abs(xd), Abs(wd)))), Tol.Rtol);
+
+        // backward: dy = r with |r| ≤ 1, so an element of dx sums ≤ O·kH·kW terms |r·w| ≤ 1 and
+        // an element of dw sums N·oH·oW terms |r·x| ≤ 1
+        var rf = Data.Uniform(c.N * c.O * oh * ow, rng);
+        var r = ToDouble(rf);
+        var dy = T(rf, c.N, c.O, oh, ow);
+
+        var dx = Nan(c.N, c.C, c.H, c.W);
+        _b.Conv2dBackwardData(dx, dy, w, spec);
+        Assert.That(((CpuBackend)_b).WinogradCalls - winogradBefore, Is.EqualTo(winograd ? 2 : 0), "Winograd calls (forward + backward-data)");
+        var dxRef = Gradient(Projected(v => Conv(v, wd), r), xd);
+        int kdx = c.O * c.KH * c.KW;
+        Validate("conv2d dx", dx.ToArray(), dxRef, Tol.Sum(kdx, kdx), Tol.Rtol);
+
+        var prefill = Data.Uniform(wf.Length, rng);
+        var dw = T(prefill, c.O, c.C, c.KH, c.KW);
+        var dwRef = Gradient(Projected(v => Conv(xd, v), r), wd);
+        int kdw = c.N * oh * ow;
+        // Both orientations of the filter-gradient GEMM (dW = dY·colᵀ, then dWᵀ = col·dYᵀ) must agree.
+        var cpu = (CpuBackend)_b;
+        cpu.FilterGradTransposed = false;
+        _b.Conv2dBackwardFilter(dw, x, dy, spec);
+        Validate("conv2d dw (prefill + 1 backward)", dw.ToArray(), Accumulated(prefill, dwRef, 1), Tol.Sum(kdw + 1, kdw + 1), Tol.Rtol);
+        cpu.FilterGradTransposed = true;
+        try { _b.Conv2dBackwardFilter(dw, x, dy, spec); }
+        finally { cpu.FilterGradTransposed = null; }
+        Validate("conv2d dw (prefill + 2 backwards)", dw.ToArray(), Accumulated(prefill, dwRef, 2), Tol.Sum(2 * kdw + 1, 2 * kdw + 1), Tol.Rtol);
+    }
+
+    #endregion
+
+    #region Channel bias
+
+    [TestCase(1, 3, 4, 5)]
+    [TestCase(3, 10, 7, 6)]
+    [TestCase(2, 4, 1, 1)]
+    public void ChannelBias(int n, int c, int h, int w)
+    {
+        var rng = new Random(Seed($"bias{n},{c},{h},{w}"));
+        int hw = h * w;
+        var xf = Data.Uniform(n * c * hw, rng);
+        var bf = Data.Uniform(c, rng);
+        double[] xd = ToDouble(xf), bd = ToDouble(bf);
+
+        // forward in place: one float32 addition per element
+        var y = T(xf, n, c, h, w);
+        _b.AddChannelBias(y, T(bf, c));
+        Validate("channel bias y", y.ToArray(), RefOps.AddChannelBias(xd, bd, n, c, hw), 1e-7, Tol.Rtol);
+
+        // backward: dbias accumulates a sum of n·h·w terms |r| ≤ 1
+        var rf = Data.Uniform(n * c * hw, rng);
+        var r = ToDouble(rf);
+        var dy = T(rf, n, c, h, w);
+        var dbRef = Gradient(Projected(v => RefOps.AddChannelBias(xd, v, n, c, hw), r), bd);
+        var prefill = Data.Uniform(c, rng);
+        var db = T(prefill, c);
+        int k = n * hw;
+        _b.ChannelBiasBackward(db, dy);
+        Validate("channel bias db (prefill + 1 backward)", db.ToArray(), Accumulated(prefill, dbRef, 1), Tol.Sum(k + 1, k + 1), Tol.Rtol);
+        _b.ChannelBiasBackward(db, dy);
+        Validate("channel bias db (prefill + 2 backwards)", db.ToArray(), Accumulated(prefill, dbRef, 2), Tol.Sum(2 * k + 1, 2 * k + 1), Tol.Rtol);
+    }
+
+    #endregion
+}
