@@ -1,0 +1,145 @@
+using RlMixup.Core;
+using RlMixup.Core.Mixup;
+using RlMixup.Models;
+using RlMixup.Ppo;
+
+namespace RlMixup.Engine.Training;
+
+/// <summary>The mix-up policies compared on the same engine and budget (method notes, "Policies to compare").</summary>
+public enum MixPolicy
+{
+    /// <summary>RL-Mixup: the PPO agent picks each image's percentile from the batch's saliency maps.</summary>
+    Rl,
+    /// <summary>The same saliency masks with actions drawn uniformly every step (the paper's §5.5, R-Mix).</summary>
+    Random,
+    /// <summary>Zhang et al.'s input mixup with one Beta(α, α) draw per batch.</summary>
+    InputMixup,
+    /// <summary>CutMix with one box per batch, λ corrected by the box's area.</summary>
+    CutMix,
+    /// <summary>Plain training on the clean batch.</summary>
+    None,
+}
+
+/// <summary>Mixing options; the defaults are the paper's.</summary>
+public sealed record MixOptions
+{
+    /// <summary>Saliency cells per side: 16 (paper) or 8 (the authors' code).</summary>
+    public int Patches { get; init; } = 16;
+    /// <summary>Dirichlet(α, α) concentration of RL-Mixup's (λ1, λ2).</summary>
+    public double Alpha { get; init; } = 0.5;
+    /// <summary>One (λ1, λ2) per image instead of one per batch.</summary>
+    public bool DirichletPerImage { get; init; }
+    /// <summary>Beta(α, α) of the input-mixup and CutMix baselines (1 is the usual CIFAR choice).</summary>
+    public double BaselineAlpha { get; init; } = 1.0;
+    /// <summary>Whether the saliency pass (training-mode BN) also updates the BN running statistics (the authors' code: yes).</summary>
+    public bool SaliencyUpdatesBnStats { get; init; } = true;
+    /// <summary>Number of discrete actions; action a selects the percentile q = a·99/(Actions−1), i.e. 11·a for 10.</summary>
+    public int Actions { get; init; } = 10;
+}
+
+/// <summary>What one batch turned into: the classifier's training input and what the agent saw and chose.</summary>
+public sealed record MixedBatch(Tensor Images, Tensor Targets, Tensor? Observation, int[]? Actions);
+
+/// <summary>
+/// Steps 1–3 of Algorithm 1 for one batch: the saliency pass (forward, then ∂loss/∂input only,
+/// with no weight gradient computed), the (B, p, p) maps, the agent's (or a random) action per
+/// image, the percentile masks, a random partner permutation, one Dirichlet draw, and the mix
+/// with its soft labels. The baselines skip the saliency pass.
+/// Random draws happen in a fixed order from the trainer's Rng — actions (random policy), the
+/// permutation, then λ (then the CutMix box) — so a run is reproducible from its seed.
+/// </summary>
+public sealed class BatchMixer
+{
+    private readonly IBackend _b;
+    private readonly PreActResNet18 _model;
+    private readonly Rng _rng;
+    private readonly PpoAgent? _agent;
+    private readonly SoftTargetLoss _saliencyLoss = new();
+    private Tensor? _mixed, _mixedTargets, _maps, _masks, _thresholds, _fractions;
+
+    public BatchMixer(IBackend backend, PreActResNet18 model, MixPolicy policy, MixOptions options, Rng rng, PpoAgent? agent)
+    {
+        if (policy == MixPolicy.Rl && agent == null) throw new ArgumentException("the rl policy needs a PPO agent");
+        if (options.Actions < 2) throw new ArgumentOutOfRangeException(nameof(options), "at least two actions are needed");
+        _b = backend;
+        _model = model;
+        Policy = policy;
+        Options = options;
+        _rng = rng;
+        _agent = agent;
+    }
+
+    public MixPolicy Policy { get; }
+    public MixOptions Options { get; }
+
+    /// <summary>The percentile of action a: linspace(0, 99, Actions)[a].</summary>
+    public float Percentile(int action) => 99f * action / (Options.Actions - 1);
+
+    /// <summary>Mixes a clean, augmented batch x (B,3,H,W) with soft targets (B,K).</summary>
+    public MixedBatch Mix(Tensor x, Tensor targets)
+    {
+        int n = x.Shape.N;
+        switch (Policy)
+        {
+            case MixPolicy.None:
+                return new MixedBatch(x, targets, null, null);
+            case MixPolicy.InputMixup:
+            {
+                var (mixed, mixedTargets) = Outputs(x, targets);
+                int[] perm = _rng.Permutation(n);
+                float lambda = (float)_rng.Beta(Options.BaselineAlpha, Options.BaselineAlpha);
+                _b.InputMixup(mixed, mixedTargets, x, targets, perm, lambda);
+                return new MixedBatch(mixed, mixedTargets, null, null);
+            }
+            case MixPolicy.CutMix:
+            {
+                var (mixed, mixedTargets) = Outputs(x, targets);
+                int[] perm = _rng.Permutation(n);
+                double lambda = _rng.Beta(Options.BaselineAlpha, Options.BaselineAlpha);
+                var box = CutBox.Sample(_rng, lambda, x.Shape.H, x.Shape.W);
+                _b.CutMix(mixed, mixedTargets, x, targets, perm, box);
+                return new MixedBatch(mixed, mixedTargets, null, null);
+            }
+            default:
+                return SaliencyMix(x, targets);
+        }
+    }
+
+    private MixedBatch SaliencyMix(Tensor x, Tensor targets)
+    {
+        int n = x.Shape.N, p = Options.Patches;
+        MixupReference.CheckCells(x.Shape.H, x.Shape.W, p);
+        // 1. Saliency: ∂loss/∂input on the clean batch, training-mode BN, no weight gradients.
+        var logits = _model.Forward(x, Options.SaliencyUpdatesBnStats ? Mode.Train : Mode.TrainFrozenStats);
+        _saliencyLoss.Forward(logits, targets);
+        var inputGrad = _model.Backward(_saliencyLoss.Backward(), weightGrads: false, inputGrad: true)!;
+        var mapShape = new Shape(n, p, p);
+        var maps = Ensure(ref _maps, mapShape);
+        _b.SaliencyMaps(maps, inputGrad);
+
+        // 2. One action per image: the agent's, or uniform.
+        int[] actions = Policy == MixPolicy.Rl
+            ? _agent!.Act(maps)
+            : [.. Enumerable.Range(0, n).Select(_ => _rng.NextInt(Options.Actions))];
+        if (actions.Length != n) throw new InvalidOperationException($"the agent returned {actions.Length} actions for a batch of {n}");
+
+        // 3. Masks from the percentiles, a partner permutation, (λ1, λ2) ~ Dirichlet(α, α), the mix.
+        var masks = Ensure(ref _masks, mapShape);
+        var thresholds = Ensure(ref _thresholds, new Shape(n));
+        _b.PercentileMasks(masks, thresholds, maps, [.. actions.Select(Percentile)]);
+        int[] perm = _rng.Permutation(n);
+        float[] lambda1 = [.. Enumerable.Range(0, Options.DirichletPerImage ? n : 1).Select(_ => (float)_rng.Beta(Options.Alpha, Options.Alpha))];
+        var (mixed, mixedTargets) = Outputs(x, targets);
+        _b.MaskMix(mixed, mixedTargets, Ensure(ref _fractions, new Shape(n, 3)), x, targets, masks, perm, lambda1);
+        return new MixedBatch(mixed, mixedTargets, maps, actions);
+    }
+
+    private (Tensor Mixed, Tensor Targets) Outputs(Tensor x, Tensor targets) =>
+        (Ensure(ref _mixed, x.Shape), Ensure(ref _mixedTargets, targets.Shape));
+
+    private Tensor Ensure(ref Tensor? t, Shape shape)
+    {
+        if (t == null || t.Shape != shape) { t?.Dispose(); t = _b.Allocate(shape); }
+        return t;
+    }
+}
