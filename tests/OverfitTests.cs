@@ -2,6 +2,7 @@ using NUnit.Framework;
 using RlMixup.Core;
 using RlMixup.Core.Cpu;
 using RlMixup.Engine.Data;
+using RlMixup.Engine.Training;
 using RlMixup.Models;
 
 namespace RlMixup.Tests;
@@ -43,7 +44,7 @@ public class OverfitTests
             l = loss.Forward(logits, targets);
             if (step == 1) first = l;
             // Train accuracy as a training log reports it: the training-mode logits of this batch.
-            correct = CountCorrect(logits.ToArray(), data.Labels, classes);
+            correct = Accuracy.CountCorrect(logits.ToArray(), data.Labels.AsSpan(0, n), classes);
             if (correct == n && l < 0.02f) break;
             store.ZeroGrad();
             model.Backward(loss.Backward());
@@ -52,17 +53,5 @@ public class OverfitTests
         TestContext.Out.WriteLine($"steps {step}, first loss {first:F4}, final loss {l:F5}, train accuracy {correct}/{n}");
         Assert.That(correct, Is.EqualTo(n), $"train accuracy after {maxSteps} steps");
         Assert.That(l, Is.LessThan(0.02f), "train loss");
-    }
-
-    private static int CountCorrect(float[] logits, byte[] labels, int classes)
-    {
-        int correct = 0;
-        for (int i = 0; i * classes < logits.Length; i++)
-        {
-            int arg = 0;
-            for (int c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + arg]) arg = c;
-            if (arg == labels[i]) correct++;
-        }
-        return correct;
     }
 }
