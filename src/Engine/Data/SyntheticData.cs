@@ -22,11 +22,11 @@ namespace RlMixup.Engine.Data;
 /// <item><b>Texture</b> inside the object, by <c>(c + c / 8) mod 3</c>: solid; a checkerboard of
 /// 2-px squares at 60% brightness on alternate squares; or a vertical shading from 100% at the top
 /// to 55% at the bottom.</item>
-/// <item><b>Noise</b>: every channel of every pixel gets triangular noise in ±24, then is clamped
-/// to 0..255.</item>
+/// <item><b>Noise</b>: every channel of every pixel gets triangular noise in ±24 (the sum of two
+/// random bytes, scaled), then is rounded and clamped to 0..255.</item>
 /// </list>
 /// Labels are balanced: image i has class i mod K, and the images are in that order (shuffling is
-/// the input pipeline's job). Generation costs a few tens of milliseconds per 10,000 images.
+/// the input pipeline's job). 10,000 images take about 0.3 s in a Release build.
 /// </summary>
 public static class SyntheticData
 {
@@ -63,30 +63,43 @@ public static class SyntheticData
             labels[i] = (byte)c;
             Draw(canvas, c, classes, rng);
             var dst = pixels.AsSpan(i * ImageSet.ImageBytes, ImageSet.ImageBytes);
-            for (int k = 0; k < canvas.Length; k++)
+            for (int k = 0; k < canvas.Length; k += 4)
             {
-                float v = canvas[k] + 24f * (float)(rng.NextDouble() + rng.NextDouble() - 1.0);
-                dst[k] = (byte)Math.Clamp((int)MathF.Round(v), 0, 255);
+                // one 64-bit draw gives four noise values, each the sum of two random bytes
+                ulong r = rng.NextULong();
+                for (int j = 0; j < 4; j++, r >>= 16)
+                {
+                    int tri = (int)(r & 0xFF) + (int)((r >> 8) & 0xFF) - 255; // triangular on −255..255
+                    dst[k + j] = (byte)Math.Clamp((int)(canvas[k + j] + tri * NoiseScale + 0.5f), 0, 255);
+                }
             }
         }
         return new ImageSet(pixels, labels, classes);
     }
 
     private const int Plane = ImageSet.Height * ImageSet.Width;
+    private const float NoiseScale = 24f / 255f;
 
     private static void Draw(float[] canvas, int c, int classes, Rng rng)
     {
         // background gradient
-        Span<float> a = stackalloc float[3], b = stackalloc float[3];
-        for (int ch = 0; ch < 3; ch++) { a[ch] = rng.NextInt(256); b[ch] = rng.NextInt(256); }
+        float a0 = rng.NextInt(256), a1 = rng.NextInt(256), a2 = rng.NextInt(256);
+        float b0 = rng.NextInt(256), b1 = rng.NextInt(256), b2 = rng.NextInt(256);
         double angle = rng.Uniform(0, 2 * Math.PI);
         float gx = (float)Math.Cos(angle) / 44f, gy = (float)Math.Sin(angle) / 44f;
         for (int y = 0; y < 32; y++)
+        {
+            float row = 0.5f + (y - 15.5f) * gy - 15.5f * gx;
             for (int x = 0; x < 32; x++)
             {
-                float t = Math.Clamp(0.5f + (x - 15.5f) * gx + (y - 15.5f) * gy, 0f, 1f);
-                for (int ch = 0; ch < 3; ch++) canvas[ch * Plane + y * 32 + x] = a[ch] + t * (b[ch] - a[ch]);
+                float t = row + x * gx;
+                t = t < 0f ? 0f : t > 1f ? 1f : t;
+                int p = y * 32 + x;
+                canvas[p] = a0 + t * (b0 - a0);
+                canvas[Plane + p] = a1 + t * (b1 - a1);
+                canvas[2 * Plane + p] = a2 + t * (b2 - a2);
             }
+        }
 
         // clutter rectangles
         int rects = 2 + rng.NextInt(3);
