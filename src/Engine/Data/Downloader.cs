@@ -64,7 +64,7 @@ public sealed class Downloader(HttpClient? http = null)
             string md5 = await Md5Async(local, cancel);
             if (md5 != archive.Md5)
                 throw new DataFormatException($"{local}: MD5 {md5} differs from the published {archive.Md5} (incomplete or wrong file; delete it and download again)");
-            ExtractInto(local, dataRoot, archive);
+            ExtractInto(local, local, dataRoot, archive);
             return target;
         }
 
@@ -74,7 +74,7 @@ public sealed class Downloader(HttpClient? http = null)
             string md5 = await DownloadAsync(BaseUrl.TrimEnd('/') + "/" + archive.FileName, part, archive, dataRoot, progress, cancel);
             if (md5 != archive.Md5)
                 throw new DataFormatException($"{archive.FileName}: downloaded archive has MD5 {md5}, not the published {archive.Md5}; {HandHint(archive, dataRoot)}");
-            ExtractInto(part, dataRoot, archive);
+            ExtractInto(part, archive.FileName, dataRoot, archive);
             return target;
         }
         finally
@@ -125,8 +125,11 @@ public sealed class Downloader(HttpClient? http = null)
         $"(it is verified against MD5 {archive.Md5} and extracted on the next download), or extract it there so that " +
         $"{Path.Combine(Path.GetFullPath(dataRoot), archive.Folder)} exists; `demo` needs no data";
 
-    /// <summary>Extracts <paramref name="tarGz"/> into a temporary folder, validates, then moves the dataset folder into place.</summary>
-    private static void ExtractInto(string tarGz, string dataRoot, DatasetArchive archive)
+    /// <summary>
+    /// Extracts <paramref name="tarGz"/> into a temporary folder, validates, then moves the dataset
+    /// folder into place. Errors name the archive as <paramref name="shownAs"/> and files by their path inside it.
+    /// </summary>
+    private static void ExtractInto(string tarGz, string shownAs, string dataRoot, DatasetArchive archive)
     {
         string temp = Path.Combine(dataRoot, $".extract-{archive.Folder}-{Guid.NewGuid():N}");
         string target = Path.Combine(dataRoot, archive.Folder);
@@ -139,12 +142,19 @@ public sealed class Downloader(HttpClient? http = null)
             }
             catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException or FormatException)
             {
-                throw new DataFormatException($"{tarGz}: archive is damaged or truncated ({OneLine(e.Message)}); delete it and download again");
+                throw new DataFormatException($"{shownAs}: archive is damaged or truncated ({OneLine(e.Message)}); delete it and download again");
             }
             string extracted = Path.Combine(temp, archive.Folder);
             if (!Directory.Exists(extracted))
-                throw new DataFormatException($"{tarGz}: archive does not contain the folder {archive.Folder}/");
-            archive.Validate(extracted);
+                throw new DataFormatException($"{shownAs}: archive does not contain the folder {archive.Folder}/");
+            try
+            {
+                archive.Validate(extracted);
+            }
+            catch (DataFormatException e)
+            {
+                throw new DataFormatException($"{shownAs}: {e.Message.Replace(temp + Path.DirectorySeparatorChar, "")}");
+            }
             Directory.Move(extracted, target);
         }
         finally
