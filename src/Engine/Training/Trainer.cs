@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using RlMixup.Core;
+using RlMixup.Engine.Data;
+using RlMixup.Models;
+using RlMixup.Ppo;
+
+namespace RlMixup.Engine.Training;
+
+/// <summary>Everything a training run is configured by; defaults are the paper's CIFAR-100 setup.</summary>
+public sealed record TrainConfig
+{
+    public int Epochs { get; init; } = 300;
+    public int BatchSize { get; init; } = 100;
+    public int Width { get; init; } = 64;
+    public MixPolicy Policy { get; init; } = MixPolicy.Rl;
+    public ulong Seed { get; init; }
+    public MixOptions Mix { get; init; } = new();
+    public Augmentation Augmentation { get; init; } = Augmentation.Default;
+    /// <summary>Steps between rewards (eq. 5).</summary>
+    public int RewardInterval { get; init; } = 50;
+    /// <summary>Share of the held-out set sampled, uniformly and afresh, for each reward.</summary>
+    public double RewardSample { get; init; } = 0.1;
+    public double MaxLr { get; init; } = 0.2;
+    public double DivFactor { get; init; } = 50;
+    public double FinalDivFactor { get; init; } = 2;
+    public double PctStart { get; init; } = 1.0 / 3;
+    public float Momentum { get; init; } = 0.9f;
+    public bool CycleMomentum { get; init; }
+    public float WeightDecay { get; init; } = 1e-4f;
+    /// <summary>The agent's configuration; n_steps is set to two epochs of batches.</summary>
+    public PpoConfig Ppo { get; init; } = new();
+    public ActorCriticSizes? AgentSizes { get; init; }
+}
+
+/// <summary>One epoch's summary: what metrics.jsonl records.</summary>
+public sealed record EpochResult(int Epoch, double TrainLoss, double TestTop1, double LearningRate, int[] ActionHistogram,
+    double RewardMean, int Rewards, PpoUpdateStats? Ppo, double Seconds, double ImagesPerSecond);
+
+/// <summary>
+/// Algorithm 1 of the paper. Per batch, in this order: the clean augmented batch → saliency →
+/// observation → action → masks → mix (BatchMixer) → train step on the mixed batch (SGD-Nesterov,
+/// one-cycle lr per batch) → every RewardInterval steps the reward on a fresh sample of the
+/// held-out set, otherwise 0 → the step is handed to the agent (done on the last batch of an
+/// epoch) → PPO update when the rollout (two epochs) is full. Top-1 on the whole test set after
+/// every epoch.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly IBackend _b;
+    private readonly Rng _rng;
+    private readonly DataLoader _train;
+    private readonly IBatchSource _heldOut, _test;
+    private readonly Tensor _evalX, _evalY;
+    private readonly SoftTargetLoss _loss = new();
+    private readonly RewardTracker _reward;
+    private long _step;
+
+    public Trainer(IBackend backend, Dataset data, TrainConfig config, ImageSet? heldOut = null)
+    {
+        _b = backend;
+        Config = config;
+        Data = data;
+        _rng = new Rng(config.Seed);
+        Store = new ParameterStore();
+        Model = new PreActResNet18(Store, config.Width, data.Classes);
+        Store.Materialize(backend, _rng);
+        _train = DataLoader.Training(new CpuBatchSource(backend, data.Train), config.BatchSize, config.Augmentation);
+        if (_train.BatchesPerEpoch < 1)
+            throw new ArgumentException($"{data.Name}: {data.Train.Count} training images make no full batch of {config.BatchSize}");
+        _test = new CpuBatchSource(backend, data.Test);
+        _heldOut = heldOut == null ? _test : new CpuBatchSource(backend, heldOut);
+        Schedule = OneCycleSchedule.FromEpochs(config.Epochs, _train.BatchesPerEpoch, config.MaxLr, config.DivFactor, config.FinalDivFactor,
+            config.PctStart, config.CycleMomentum);
+        Sgd = new Sgd(Store, (float)Schedule.LearningRate(0), config.Momentum, config.WeightDecay, nesterov: true);
+        if (config.Policy == MixPolicy.Rl)
+            Agent = new PpoAgent(backend, config.Ppo with { NSteps = 2 * _train.BatchesPerEpoch, Seed = config.Seed + 1 },
+                new Shape(config.BatchSize, config.Mix.Patches, config.Mix.Patches), config.BatchSize, config.Mix.Actions, config.AgentSizes);
+        Mixer = new BatchMixer(backend, Model, config.Policy, config.Mix, _rng, Agent);
+        _reward = new RewardTracker(config.RewardInterval);
+        _evalX = backend.Allocate(new Shape(config.BatchSize, 3, ImageSet.Height, ImageSet.Width));
+        _evalY = backend.Allocate(new Shape(config.BatchSize, data.Classes));
+    }
+
+    public TrainConfig Config { get; }
+    public Dataset Data { get; }
+    public ParameterStore Store { get; }
+    public PreActResNet18 Model { get; }
+    public Sgd Sgd { get; }
+    public OneCycleSchedule Schedule { get; }
+    public PpoAgent? Agent { get; }
+    public BatchMixer Mixer { get; }
+    public int BatchesPerEpoch => _train.BatchesPerEpoch;
+
+    /// <summary>Runs epoch k (1-based) of Algorithm 1 and evaluates on the test set.</summary>
+    public EpochResult RunEpoch(int epoch)
+    {
+        var clock = Stopwatch.StartNew();
+        var hist = new int[Config.Mix.Actions];
+        double lossSum = 0, rewardSum = 0;
+        int batches = 0, rewards = 0;
+        PpoUpdateStats? ppo = null;
+        foreach (var batch in _train.Epoch(_rng))
+        {
+            _step++;
+            var mixed = Mixer.Mix(batch.X, batch.Targets);
+            if (mixed.Actions != null) foreach (int a in mixed.Actions) hist[a]++;
+
+            Schedule.Apply(Sgd, (int)(_step - 1));
+            Store.ZeroGrad();
+            lossSum += _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
+            Model.Backward(_loss.Backward());
+            Sgd.Step();
+            batches++;
+
+            if (Agent != null)
+            {
+                double r = 0;
+                if (_reward.IsRewardStep(_step))
+                {
+                    r = _reward.Reward(SampleTop1(), epoch, Config.Epochs);
+                    rewardSum += r;
+                    rewards++;
+                }
+                Agent.Observe((float)r, done: batches == _train.BatchesPerEpoch);
+                if (Agent.RolloutFull) ppo = Agent.Update(null);
+            }
+        }
+        double seconds = clock.Elapsed.TotalSeconds;
+        double top1 = Top1(_test, Enumerable.Range(0, _test.Count).ToArray());
+        return new EpochResult(epoch, lossSum / batches, top1, Sgd.LearningRate, hist, rewards > 0 ? rewardSum / rewards : 0, rewards, ppo,
+            seconds, batches * Config.BatchSize / seconds);
+    }
+
+    /// <summary>v of eq. 5: top-1 on a fresh uniform sample (without replacement) of the held-out set.</summary>
+    private double SampleTop1()
+    {
+        int n = Math.Max(1, (int)Math.Round(Config.RewardSample * _heldOut.Count));
+        int[] perm = _rng.Permutation(_heldOut.Count);
+        return Top1(_heldOut, perm.AsSpan(0, n).ToArray());
+    }
+
+    /// <summary>Top-1 of the classifier in eval mode, without mixing, over the given images.</summary>
+    public double Top1(IBatchSource source, int[] indices)
+    {
+        int correct = 0, bs = Config.BatchSize;
+        var logitsHost = new float[bs * source.Classes];
+        var labels = new byte[bs];
+        for (int start = 0; start < indices.Length; start += bs)
+        {
+            int n = Math.Min(bs, indices.Length - start);
+            var chunk = indices.AsSpan(start, n);
+            Tensor x = _evalX, y = _evalY;
+            if (n < bs) { x = _evalX.View(0, new Shape(n, 3, ImageSet.Height, ImageSet.Width)); y = _evalY.View(0, new Shape(n, source.Classes)); }
+            source.Fill(x, y, chunk, []);
+            var logits = Model.Forward(x, Mode.Eval);
+            logits.CopyTo(logitsHost.AsSpan(0, n * source.Classes));
+            for (int i = 0; i < n; i++) labels[i] = (byte)source.Label(chunk[i]);
+            correct += Accuracy.CountCorrect(logitsHost.AsSpan(0, n * source.Classes), labels.AsSpan(0, n), source.Classes);
+        }
+        return indices.Length == 0 ? 0 : (double)correct / indices.Length;
+    }
+
+    public void Dispose()
+    {
+        Agent?.Dispose();
+        _train.Dispose();
+    }
+}
