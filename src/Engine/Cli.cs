@@ -15,22 +15,37 @@ public static class Cli
     {
         var root = new RootCommand("RL-Mixup: learning mix-up policies with reinforcement learning (CPU and CUDA training engine)");
         root.Subcommands.Add(InfoCommand());
+        root.Subcommands.Add(TrainCommands.Demo());
+        root.Subcommands.Add(TrainCommands.Train());
         try
         {
             var parse = root.Parse(args);
             if (parse.Errors.Count > 0)
             {
-                foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
+                foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {OneLine(e)}");
                 Console.Error.WriteLine("Run with --help for usage.");
                 return 2;
             }
-            return parse.Invoke();
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is CliException or Data.DataFormatException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>A parse error on one line, naming the option it concerns.</summary>
+    private static string OneLine(System.CommandLine.Parsing.ParseError e)
+    {
+        string message = string.Join(" ", e.Message.Split((char[])['\r', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()));
+        return e.SymbolResult is System.CommandLine.Parsing.OptionResult o && !message.Contains(o.Option.Name, StringComparison.Ordinal)
+            ? $"{o.Option.Name}: {message}" : message;
     }
 
     private static Command InfoCommand()

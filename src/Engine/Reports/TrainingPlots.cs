@@ -31,7 +31,7 @@ public static class TrainingPlots
             var xs = epochs.Select(e => (double)e.Epoch).ToArray();
             Panel(canvas, ink, SKRect.Create(0, 0, half, height), "train loss", "epoch", "loss", xs, [.. epochs.Select(e => e.TrainLoss)], LossColor, fixedRange: null);
             Panel(canvas, ink, SKRect.Create(half, 0, width - half, height), "test top-1", "epoch", "top-1 (%)", xs,
-                [.. epochs.Select(e => e.TestTop1)], AccuracyColor, fixedRange: null);
+                [.. epochs.Select(e => 100 * e.TestTop1)], AccuracyColor, fixedRange: null);
         });
     }
 

@@ -1,0 +1,125 @@
+using System.CommandLine;
+using RlMixup.Core;
+using RlMixup.Core.Cpu;
+using RlMixup.Engine.Data;
+using RlMixup.Engine.Training;
+using RlMixup.Models;
+
+namespace RlMixup.Engine;
+
+/// <summary>The `demo` and `train` commands.</summary>
+public static class TrainCommands
+{
+    /// <summary>
+    /// The CPU demo: synthetic data, policy rl, reduced so that it finishes in well under 3 minutes
+    /// on 2 cores — width 8, 4 epochs of 50 batches, and a narrower agent (conv 32-48-64, features
+    /// 128, MLPs 64-64) with 5 PPO epochs per update. Everything else is the paper's.
+    /// </summary>
+    public static readonly TrainConfig CpuDemo = new()
+    {
+        Epochs = 4, Width = 8, Policy = MixPolicy.Rl,
+        AgentSizes = new ActorCriticSizes([32, 48, 64], 128, [64, 64], [64, 64]),
+        Ppo = new Ppo.PpoConfig { NEpochs = 5 },
+    };
+
+    public static Command Demo()
+    {
+        var cmd = new Command("demo", "Train RL-Mixup on the embedded synthetic dataset (CPU: reduced width, epochs and agent; finishes in a few minutes)");
+        var outOpt = OutOption();
+        var seedOpt = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
+        cmd.Options.Add(outOpt);
+        cmd.Options.Add(seedOpt);
+        cmd.SetAction(r =>
+        {
+            var config = CpuDemo with { Seed = r.GetValue(seedOpt) };
+            var data = SyntheticData.Generate(train: 5000, test: 1000, classes: 10, seed: config.Seed);
+            Console.WriteLine("demo: no CUDA backend in this build, running on the CPU with a reduced configuration");
+            return Run(new CpuBackend(), data, config, r.GetValue(outOpt));
+        });
+        return cmd;
+    }
+
+    public static Command Train()
+    {
+        var cmd = new Command("train", "Train a classifier with a mix-up policy (Algorithm 1 for --policy rl)");
+        var dataset = new Option<string>("--dataset") { Description = "cifar100, cifar10 or synthetic", DefaultValueFactory = _ => "cifar100" };
+        dataset.AcceptOnlyFromAmong([.. Dataset.Names]);
+        var dataDir = new Option<string>("--data") { Description = "folder holding the dataset (not needed for synthetic)", DefaultValueFactory = _ => "data" };
+        var policy = new Option<string>("--policy") { Description = "rl, random, input-mixup, cutmix or none", DefaultValueFactory = _ => "rl" };
+        policy.AcceptOnlyFromAmong("rl", "random", "input-mixup", "cutmix", "none");
+        var epochs = Positive("--epochs", "number of epochs (the one-cycle schedule keeps pct_start = 1/3)", 300);
+        var batch = Positive("--batch", "batch size (the agent's observation has this many channels)", 100);
+        var width = Positive("--width", "PreActResNet18 width", 64);
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
+        device.AcceptOnlyFromAmong("cpu", "cuda", "auto");
+        var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
+        var patches = new Option<int>("--patches") { Description = "saliency cells per side: 16 (paper) or 8", DefaultValueFactory = _ => 16 };
+        patches.AcceptOnlyFromAmong("16", "8");
+        var alpha = new Option<double>("--alpha") { Description = "Dirichlet(α, α) of RL-Mixup's weights", DefaultValueFactory = _ => 0.5 };
+        var perImage = new Option<bool>("--dirichlet-per-image") { Description = "one (λ1, λ2) per image instead of per batch" };
+        var cropPad = new Option<int>("--crop-pad") { Description = "random-crop zero padding: 2 (default) or 4", DefaultValueFactory = _ => 2 };
+        cropPad.AcceptOnlyFromAmong("2", "4");
+        var maxTrain = new Option<int?>("--max-train-images") { Description = "use only the first N training images" };
+        var maxTest = new Option<int?>("--max-test-images") { Description = "use only the first N test images" };
+        var outOpt = OutOption();
+        foreach (var o in new Option[] { dataset, dataDir, policy, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt })
+            cmd.Options.Add(o);
+        cmd.SetAction(r =>
+        {
+            if (r.GetValue(device) == "cuda")
+                throw new CliException("--device cuda: this build has no CUDA backend yet; use --device cpu");
+            if (!(r.GetValue(alpha) > 0)) throw new CliException($"--alpha must be positive, got {r.GetValue(alpha)}");
+            string name = r.GetValue(dataset)!;
+            ulong s = r.GetValue(seed);
+            var data = Dataset.Load(name, r.GetValue(dataDir)!, r.GetValue(maxTrain), r.GetValue(maxTest), s);
+            var config = new TrainConfig
+            {
+                Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), Width = r.GetValue(width), Seed = s,
+                Policy = ParsePolicy(r.GetValue(policy)!),
+                Mix = new MixOptions { Patches = r.GetValue(patches), Alpha = r.GetValue(alpha), DirichletPerImage = r.GetValue(perImage) },
+                Augmentation = new Augmentation(r.GetValue(cropPad)),
+            };
+            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), name);
+        });
+        return cmd;
+    }
+
+    private static MixPolicy ParsePolicy(string p) => p switch
+    {
+        "rl" => MixPolicy.Rl, "random" => MixPolicy.Random, "input-mixup" => MixPolicy.InputMixup,
+        "cutmix" => MixPolicy.CutMix, "none" => MixPolicy.None,
+        _ => throw new CliException($"unknown policy '{p}'"),
+    };
+
+    private static Option<int> Positive(string name, string description, int defaultValue)
+    {
+        var o = new Option<int>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+        o.Validators.Add(res => { if (res.GetValueOrDefault<int>() < 1) res.AddError($"{name} must be at least 1"); });
+        return o;
+    }
+
+    private static Option<string?> OutOption() =>
+        new("--out") { Description = "run folder (default runs/<dataset>-<policy>-<timestamp>)" };
+
+    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, string? datasetName = null)
+    {
+        string folder = outDir ?? Path.Combine("runs",
+            $"{datasetName ?? data.Name}-{config.Policy.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        try
+        {
+            Directory.CreateDirectory(folder);
+            string probe = Path.Combine(folder, ".write-test");
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--out {folder}: cannot write there ({e.Message})");
+        }
+        new TrainingRun(backend, data, config, folder, Console.Out).Run();
+        return 0;
+    }
+}
+
+/// <summary>A user error: printed as one line, exit code 2.</summary>
+public sealed class CliException(string message) : Exception(message);

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using RlMixup.Core;
+using RlMixup.Engine.Data;
+using RlMixup.Engine.Reports;
+using RlMixup.Models;
+
+namespace RlMixup.Engine.Training;
+
+/// <summary>
+/// A training run and its folder: config.json (every hyper-parameter, the seed, the device, the
+/// versions), metrics.jsonl (one object per epoch), curves.png and actions.png redrawn every epoch,
+/// and the classifier as model.safetensors (PyTorch names) after every epoch. Every file is written
+/// to a temporary name and renamed.
+/// </summary>
+public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig config, string folder, TextWriter log)
+{
+    public string Folder { get; } = folder;
+
+    public IReadOnlyList<EpochMetrics> Run()
+    {
+        Directory.CreateDirectory(Folder);
+        using var trainer = new Trainer(backend, data, config);
+        RunConfig.Write(Path.Combine(Folder, "config.json"), Describe(trainer));
+        log.WriteLine($"run folder {Path.GetFullPath(Folder)}");
+        log.WriteLine($"{data.Describe()}; policy {config.Policy.ToString().ToLowerInvariant()}, width {config.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
+        using var metrics = MetricsLog.Open(Path.Combine(Folder, "metrics.jsonl"));
+        var total = Stopwatch.StartNew();
+        for (int epoch = 1; epoch <= config.Epochs; epoch++)
+        {
+            var r = trainer.RunEpoch(epoch);
+            if (!double.IsFinite(r.TrainLoss))
+                throw new InvalidOperationException($"epoch {epoch}: the training loss is {r.TrainLoss}; stopping (try a lower learning rate)");
+            metrics.Append(ToMetrics(r));
+            TrainingPlots.WriteCurves(Path.Combine(Folder, "curves.png"), metrics.Epochs);
+            TrainingPlots.WriteActionHeatmap(Path.Combine(Folder, "actions.png"), metrics.Epochs);
+            ModelSafetensors.Write(Path.Combine(Folder, "model.safetensors"), trainer.Store, (long)epoch * trainer.BatchesPerEpoch,
+                new Dictionary<string, string> { ["epoch"] = epoch.ToString(), ["dataset"] = data.Name, ["policy"] = config.Policy.ToString() });
+            string ppo = r.Ppo == null ? "" : $", ppo update (kl {r.Ppo.ApproxKl:F4}, clip {r.Ppo.ClipFraction:F2}, ev {r.Ppo.ExplainedVariance:F2})";
+            log.WriteLine($"epoch {epoch}/{config.Epochs}: loss {r.TrainLoss:F4}, test top-1 {100 * r.TestTop1:F2}%, lr {r.LearningRate:F4}, " +
+                $"{r.ImagesPerSecond:F0} images/s, {r.Seconds:F1} s{(r.Rewards > 0 ? $", mean reward {r.RewardMean:+0.0000;-0.0000}" : "")}{ppo}");
+        }
+        var last = metrics.Epochs[^1];
+        log.WriteLine($"done in {total.Elapsed.TotalSeconds:F0} s: final test top-1 {100 * last.TestTop1:F2}% (best {100 * metrics.Epochs.Max(m => m.TestTop1):F2}%); outputs in {Path.GetFullPath(Folder)}");
+        return metrics.Epochs;
+    }
+
+    private static EpochMetrics ToMetrics(EpochResult r) => new(r.Epoch, r.TrainLoss, r.TestTop1, r.LearningRate,
+        [.. r.ActionHistogram.Select(c => (long)c)], r.RewardMean,
+        r.Ppo == null ? null : new Dictionary<string, double>
+        {
+            ["policy_loss"] = r.Ppo.PolicyLoss, ["value_loss"] = r.Ppo.ValueLoss, ["entropy_loss"] = r.Ppo.EntropyLoss,
+            ["approx_kl"] = r.Ppo.ApproxKl, ["clip_fraction"] = r.Ppo.ClipFraction, ["explained_variance"] = r.Ppo.ExplainedVariance,
+        },
+        r.Seconds)
+    { Extra = new Dictionary<string, double> { ["images_per_s"] = r.ImagesPerSecond, ["rewards"] = r.Rewards } };
+
+    private IEnumerable<KeyValuePair<string, object?>> Describe(Trainer t)
+    {
+        var c = config;
+        var values = new Dictionary<string, object?>
+        {
+            ["dataset"] = data.Name, ["data_source"] = data.Source, ["train_images"] = data.Train.Count, ["test_images"] = data.Test.Count,
+            ["classes"] = data.Classes, ["device"] = backend.Name, ["seed"] = c.Seed, ["policy"] = c.Policy.ToString().ToLowerInvariant(),
+            ["epochs"] = c.Epochs, ["batch"] = c.BatchSize, ["width"] = c.Width, ["steps_per_epoch"] = t.BatchesPerEpoch,
+            ["patches"] = c.Mix.Patches, ["alpha"] = c.Mix.Alpha, ["dirichlet_per_image"] = c.Mix.DirichletPerImage,
+            ["baseline_alpha"] = c.Mix.BaselineAlpha, ["saliency_updates_bn_stats"] = c.Mix.SaliencyUpdatesBnStats,
+            ["crop_pad"] = c.Augmentation.Padding, ["flip"] = c.Augmentation.Flip,
+            ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = "test set",
+            ["max_lr"] = c.MaxLr, ["div_factor"] = c.DivFactor, ["final_div_factor"] = c.FinalDivFactor, ["pct_start"] = c.PctStart,
+            ["momentum"] = c.Momentum, ["cycle_momentum"] = c.CycleMomentum, ["weight_decay"] = c.WeightDecay, ["nesterov"] = true,
+            ["ppo_n_steps"] = t.Agent?.Config.NSteps, ["ppo_batch_size"] = c.Ppo.BatchSize, ["ppo_n_epochs"] = c.Ppo.NEpochs,
+            ["ppo_gamma"] = c.Ppo.Gamma, ["ppo_gae_lambda"] = c.Ppo.GaeLambda, ["ppo_clip_range"] = c.Ppo.ClipRange,
+            ["ppo_ent_coef"] = c.Ppo.EntCoef, ["ppo_vf_coef"] = c.Ppo.VfCoef, ["ppo_max_grad_norm"] = c.Ppo.MaxGradNorm,
+            ["ppo_learning_rate"] = c.Ppo.LearningRate, ["ppo_target_kl"] = c.Ppo.TargetKl,
+            ["agent_sizes"] = c.AgentSizes == null ? "paper" : $"conv {string.Join("-", c.AgentSizes.ConvChannels)}, features {c.AgentSizes.Features}, policy {string.Join("-", c.AgentSizes.PolicyHidden)}, value {string.Join("-", c.AgentSizes.ValueHidden)}",
+        };
+        foreach (var kv in RunConfig.Environment()) values[kv.Key] = kv.Value;
+        return values;
+    }
+}

@@ -1,0 +1,64 @@
+using NUnit.Framework;
+using RlMixup.Engine;
+
+namespace RlMixup.Tests;
+
+/// <summary>The train command end to end: a tiny run writes every output; bad input gives one line and exit code 2.</summary>
+[NonParallelizable]
+public class CliTrainTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (Cli.Run(args), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    [Test]
+    public void TinySyntheticRunWritesTheRunFolder()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "rlmixup-cli-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (code, output, err) = Run("train", "--dataset", "synthetic", "--epochs", "2", "--width", "2", "--batch", "20",
+                "--max-train-images", "100", "--max-test-images", "40", "--policy", "random", "--device", "cpu", "--out", dir);
+            Assert.That(code, Is.EqualTo(0), err);
+            Assert.That(output, Does.Contain("epoch 2/2").And.Contain("run folder"));
+            foreach (var f in new[] { "config.json", "metrics.jsonl", "curves.png", "actions.png", "model.safetensors" })
+                Assert.That(File.Exists(Path.Combine(dir, f)), f);
+            Assert.That(File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")), Has.Length.EqualTo(2));
+            Assert.That(Directory.GetFiles(dir, "*.tmp*"), Is.Empty, "no temporary files left behind");
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [TestCase("train --epochs 0", "--epochs must be at least 1")]
+    [TestCase("train --policy best", "--policy")]
+    [TestCase("train --device tpu", "--device")]
+    [TestCase("train --device cuda --dataset synthetic", "no CUDA backend")]
+    [TestCase("train --dataset cifar10 --data /nonexistent-folder", "/nonexistent-folder")]
+    [TestCase("train --dataset synthetic --alpha -1", "--alpha must be positive")]
+    public void BadInputGivesOneErrorLineAndExitCode2(string args, string expected)
+    {
+        var (code, _, err) = Run(args.Split(' '));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain(expected));
+        Assert.That(err, Does.Not.Contain("   at "), "no stack trace");
+    }
+
+    [Test]
+    public void UnwritableOutIsRefused()
+    {
+        string file = Path.GetTempFileName(); // a file where a folder is expected
+        try
+        {
+            var (code, _, err) = Run("train", "--dataset", "synthetic", "--epochs", "1", "--out", Path.Combine(file, "run"));
+            Assert.That(code, Is.EqualTo(2));
+            Assert.That(err, Does.StartWith("error: --out"));
+        }
+        finally { File.Delete(file); }
+    }
+}
