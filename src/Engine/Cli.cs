@@ -17,6 +17,9 @@ public static class Cli
         root.Subcommands.Add(InfoCommand());
         root.Subcommands.Add(TrainCommands.Demo());
         root.Subcommands.Add(TrainCommands.Train());
+        root.Subcommands.Add(TrainCommands.Paper("cifar100"));
+        root.Subcommands.Add(TrainCommands.Paper("cifar10"));
+        root.Subcommands.Add(TrainCommands.Download());
         try
         {
             var parse = root.Parse(args);

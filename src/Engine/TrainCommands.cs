@@ -39,9 +39,38 @@ public static class TrainCommands
         return cmd;
     }
 
-    public static Command Train()
+    public static Command Train() => Build("train", "Train a classifier with a mix-up policy (Algorithm 1 for --policy rl)", fixedDataset: null);
+
+    /// <summary>`cifar100` / `cifar10`: the paper's setup (300 epochs, width 64, policy rl) on that dataset, fetched when missing.</summary>
+    public static Command Paper(string dataset) =>
+        Build(dataset, $"The paper's setup on {dataset.ToUpperInvariant()} (300 epochs, width 64, policy rl); fetches the dataset when it is missing", dataset);
+
+    public static Command Download()
     {
-        var cmd = new Command("train", "Train a classifier with a mix-up policy (Algorithm 1 for --policy rl)");
+        var cmd = new Command("download", "Fetch a dataset's official archive, check its MD5 and unpack it into the data folder");
+        var which = new Argument<string>("dataset") { Description = "cifar10 or cifar100" };
+        which.AcceptOnlyFromAmong("cifar10", "cifar100");
+        var dataDir = new Option<string>("--data") { Description = "data folder", DefaultValueFactory = _ => "data" };
+        cmd.Arguments.Add(which);
+        cmd.Options.Add(dataDir);
+        cmd.SetAction(r =>
+        {
+            Console.WriteLine($"{r.GetValue(which)} is in {Fetch(r.GetValue(which)!, r.GetValue(dataDir)!)}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Fetch(string dataset, string dataRoot)
+    {
+        Directory.CreateDirectory(dataRoot);
+        var bar = Data.ProgressBar.Console(Console.Out);
+        return new Downloader().FetchAsync(DatasetArchive.Find(dataset), dataRoot, bar).GetAwaiter().GetResult();
+    }
+
+    private static Command Build(string commandName, string description, string? fixedDataset)
+    {
+        var cmd = new Command(commandName, description);
         var dataset = new Option<string>("--dataset") { Description = "cifar100, cifar10 or synthetic", DefaultValueFactory = _ => "cifar100" };
         dataset.AcceptOnlyFromAmong([.. Dataset.Names]);
         var dataDir = new Option<string>("--data") { Description = "folder holding the dataset (not needed for synthetic)", DefaultValueFactory = _ => "data" };
@@ -63,15 +92,18 @@ public static class TrainCommands
         var maxTest = new Option<int?>("--max-test-images") { Description = "use only the first N test images" };
         var outOpt = OutOption();
         foreach (var o in new Option[] { dataset, dataDir, policy, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt })
-            cmd.Options.Add(o);
+            if (fixedDataset == null || o != dataset) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             if (r.GetValue(device) == "cuda")
                 throw new CliException("--device cuda: this build has no CUDA backend yet; use --device cpu");
             if (!(r.GetValue(alpha) > 0)) throw new CliException($"--alpha must be positive, got {r.GetValue(alpha)}");
-            string name = r.GetValue(dataset)!;
+            string name = fixedDataset ?? r.GetValue(dataset)!;
             ulong s = r.GetValue(seed);
-            var data = Dataset.Load(name, r.GetValue(dataDir)!, r.GetValue(maxTrain), r.GetValue(maxTest), s);
+            string root = r.GetValue(dataDir)!;
+            if (fixedDataset != null && !Directory.Exists(name == "cifar10" ? Dataset.Cifar10Folder(root) : Dataset.Cifar100Folder(root)))
+                Fetch(name, root);
+            var data = Dataset.Load(name, root, r.GetValue(maxTrain), r.GetValue(maxTest), s);
             var config = new TrainConfig
             {
                 Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), Width = r.GetValue(width), Seed = s,
