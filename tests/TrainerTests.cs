@@ -41,6 +41,18 @@ public class TrainerTests
         Assert.That(second.LearningRate, Is.EqualTo(trainer.Schedule.LearningRate(19)).Within(1e-7), "one-cycle lr of the last step");
     }
 
+    [Test]
+    public void ValFromTrainHoldsOutTrainingImagesForTheReward()
+    {
+        var data = SyntheticData.Generate(train: 200, test: 60, classes: 10, seed: 1);
+        using var b = new CpuBackend(2);
+        using var trainer = new Trainer(b, data, Tiny(MixPolicy.Rl, epochs: 1) with { ValFromTrain = 40 });
+        Assert.That(trainer.Data.Train.Count, Is.EqualTo(160));
+        Assert.That(trainer.BatchesPerEpoch, Is.EqualTo(8));
+        Assert.That(trainer.RunEpoch(1).Rewards, Is.EqualTo(1), "step 5 earns a reward measured on the held-out images");
+        Assert.Throws<ArgumentException>(() => new Trainer(b, data, Tiny(MixPolicy.Rl, 1) with { ValFromTrain = 200 }));
+    }
+
     [TestCase(MixPolicy.Random)]
     [TestCase(MixPolicy.InputMixup)]
     [TestCase(MixPolicy.CutMix)]

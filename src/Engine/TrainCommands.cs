@@ -90,8 +90,9 @@ public static class TrainCommands
         cropPad.AcceptOnlyFromAmong("2", "4");
         var maxTrain = new Option<int?>("--max-train-images") { Description = "use only the first N training images" };
         var maxTest = new Option<int?>("--max-test-images") { Description = "use only the first N test images" };
+        var valFromTrain = new Option<int?>("--val-from-train") { Description = "reward on N held-out training images instead of the test set" };
         var outOpt = OutOption();
-        foreach (var o in new Option[] { dataset, dataDir, policy, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt })
+        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt })
             if (fixedDataset == null || o != dataset) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -110,6 +111,7 @@ public static class TrainCommands
                 Policy = ParsePolicy(r.GetValue(policy)!),
                 Mix = new MixOptions { Patches = r.GetValue(patches), Alpha = r.GetValue(alpha), DirichletPerImage = r.GetValue(perImage) },
                 Augmentation = new Augmentation(r.GetValue(cropPad)),
+                ValFromTrain = r.GetValue(valFromTrain),
             };
             return Run(new CpuBackend(), data, config, r.GetValue(outOpt), name);
         });

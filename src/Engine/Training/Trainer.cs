@@ -27,6 +27,11 @@ public sealed record TrainConfig
     public float Momentum { get; init; } = 0.9f;
     public bool CycleMomentum { get; init; }
     public float WeightDecay { get; init; } = 1e-4f;
+    /// <summary>
+    /// Hold out this many training images (chosen by seed) for the reward instead of using the test
+    /// set as the paper does; the classifier then trains on the rest. Use it in any honest comparison.
+    /// </summary>
+    public int? ValFromTrain { get; init; }
     /// <summary>The agent's configuration; n_steps is set to two epochs of batches.</summary>
     public PpoConfig Ppo { get; init; } = new();
     public ActorCriticSizes? AgentSizes { get; init; }
@@ -55,8 +60,16 @@ public sealed class Trainer : IDisposable
     private readonly RewardTracker _reward;
     private long _step;
 
-    public Trainer(IBackend backend, Dataset data, TrainConfig config, ImageSet? heldOut = null)
+    public Trainer(IBackend backend, Dataset data, TrainConfig config)
     {
+        ImageSet? heldOut = null;
+        if (config.ValFromTrain is int n)
+        {
+            if (n < 1 || n >= data.Train.Count)
+                throw new ArgumentException($"--val-from-train {n}: must be between 1 and {data.Train.Count - 1} for {data.Train.Count} training images");
+            (var rest, heldOut) = Split.HoldOut(data.Train, n, config.Seed);
+            data = data with { Train = rest };
+        }
         _b = backend;
         Config = config;
         Data = data;

@@ -59,13 +59,13 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         var c = config;
         var values = new Dictionary<string, object?>
         {
-            ["dataset"] = data.Name, ["data_source"] = data.Source, ["train_images"] = data.Train.Count, ["test_images"] = data.Test.Count,
+            ["dataset"] = data.Name, ["data_source"] = data.Source, ["train_images"] = t.Data.Train.Count, ["test_images"] = data.Test.Count,
             ["classes"] = data.Classes, ["device"] = backend.Name, ["seed"] = c.Seed, ["policy"] = c.Policy.ToString().ToLowerInvariant(),
             ["epochs"] = c.Epochs, ["batch"] = c.BatchSize, ["width"] = c.Width, ["steps_per_epoch"] = t.BatchesPerEpoch,
             ["patches"] = c.Mix.Patches, ["alpha"] = c.Mix.Alpha, ["dirichlet_per_image"] = c.Mix.DirichletPerImage,
             ["baseline_alpha"] = c.Mix.BaselineAlpha, ["saliency_updates_bn_stats"] = c.Mix.SaliencyUpdatesBnStats,
             ["crop_pad"] = c.Augmentation.Padding, ["flip"] = c.Augmentation.Flip,
-            ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = "test set",
+            ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = c.ValFromTrain is int v ? $"{v} training images" : "test set",
             ["max_lr"] = c.MaxLr, ["div_factor"] = c.DivFactor, ["final_div_factor"] = c.FinalDivFactor, ["pct_start"] = c.PctStart,
             ["momentum"] = c.Momentum, ["cycle_momentum"] = c.CycleMomentum, ["weight_decay"] = c.WeightDecay, ["nesterov"] = true,
             ["ppo_n_steps"] = t.Agent?.Config.NSteps, ["ppo_batch_size"] = c.Ppo.BatchSize, ["ppo_n_epochs"] = c.Ppo.NEpochs,
