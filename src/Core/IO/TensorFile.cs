@@ -122,22 +122,21 @@ public static class TensorFile
     public static void WriteAtomic(string path, IEnumerable<(string Name, int[] Shape, float[] Data)> entries)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string full = Path.GetFullPath(path);
-        string temp = full + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
-        try
-        {
-            Write(temp, entries);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        AtomicFile.Write(path, stream => Write(stream, entries));
     }
 
     public static void Write(string path, IEnumerable<(string Name, int[] Shape, float[] Data)> entries)
     {
         ArgumentNullException.ThrowIfNull(path);
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
+        Write(stream, entries);
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Validates the entries, then writes the RLMT bytes to <paramref name="stream"/>.</summary>
+    public static void Write(Stream stream, IEnumerable<(string Name, int[] Shape, float[] Data)> entries)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(entries);
 
         var list = entries.ToList();
@@ -170,8 +169,7 @@ public static class TensorFile
             }
         }
 
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-        using var writer = new BinaryWriter(stream, StrictUtf8); // BinaryWriter is always little-endian
+        using var writer = new BinaryWriter(stream, StrictUtf8, leaveOpen: true); // BinaryWriter is always little-endian
         writer.Write(Magic);
         writer.Write(Version);
         writer.Write(list.Count);
@@ -198,7 +196,6 @@ public static class TensorFile
             }
         }
         writer.Flush();
-        stream.Flush(flushToDisk: true); // durable before an atomic rename publishes it
     }
 
     private static string FormatShape(ReadOnlySpan<int> shape) => "(" + string.Join(", ", shape.ToArray()) + ")";

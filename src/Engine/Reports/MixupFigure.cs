@@ -70,27 +70,7 @@ public static class MixupFigure
     }
 
     /// <summary>Writes bytes to a sibling temporary file, then moves it over <paramref name="path"/>.</summary>
-    public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes)
-    {
-        string full = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
-            {
-                f.Write(bytes);
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { } // best effort: the original error matters
-            throw;
-        }
-    }
+    public static void WriteAtomically(string path, ReadOnlySpan<byte> bytes) => RlMixup.Core.IO.AtomicFile.Write(path, bytes);
 
     private static void DrawHeader(SKCanvas canvas, Text text, MixupFigureLayout l, int p)
     {
