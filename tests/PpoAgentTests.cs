@@ -277,7 +277,7 @@ public class PpoAgentTests
             Assert.That(resumed.Optimizer.SecondMoment.ToArray(), Is.EqualTo(a.Optimizer.SecondMoment.ToArray()).AsCollection);
             Assert.That(resumed.Optimizer.StepCount, Is.EqualTo(a.Optimizer.StepCount));
 
-            // saving mid-rollout is refused
+            // saving with an action pending is refused
             resumed.Act(Obs(b, obsB, shape));
             Assert.Throws<InvalidOperationException>(() => resumed.Save(path));
         }

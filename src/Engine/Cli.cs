@@ -17,6 +17,7 @@ public static class Cli
         root.Subcommands.Add(InfoCommand());
         root.Subcommands.Add(TrainCommands.Demo());
         root.Subcommands.Add(TrainCommands.Train());
+        root.Subcommands.Add(ResumeCommand.Create());
         try
         {
             var parse = root.Parse(args);
