@@ -87,9 +87,11 @@ public class ResumeTests
             // as if killed after epoch 2 appended its metrics but before its checkpoint was renamed, and with a half-written line
             File.AppendAllText(metrics, File.ReadAllLines(metrics)[0].Replace("\"epoch\":1", "\"epoch\":2") + "\n{\"epoch\":3,");
             File.Delete(model);
+            File.WriteAllBytes(Path.Combine(dir, Trainer.StateFile + ".tmp-1-0123"), [1, 2]);
             ResumeFromDisk(dir, stopAfterEpoch: 1);
             Assert.That(File.ReadAllLines(metrics), Has.Length.EqualTo(1));
             Assert.That(File.ReadAllBytes(model), Is.EqualTo(epoch1), "model.safetensors rebuilt from state.rlmt");
+            Assert.That(Directory.GetFiles(dir, "*tmp*"), Is.Empty, "a killed write's temporary file is removed");
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }

@@ -34,7 +34,11 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         Directory.CreateDirectory(Folder);
         using var trainer = new Trainer(backend, data, config);
         int done = 0;
-        if (resume) done = trainer.LoadState(Folder);
+        if (resume)
+        {
+            done = trainer.LoadState(Folder);
+            RemoveStaleTemporaries();
+        }
         else RunConfig.Write(Path.Combine(Folder, "config.json"), Describe(trainer));
         log.WriteLine($"run folder {Path.GetFullPath(Folder)}");
         log.WriteLine($"{data.Describe()}; policy {config.Policy.ToString().ToLowerInvariant()}, width {config.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
@@ -71,6 +75,13 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         }
         else log.WriteLine($"stopped after epoch {metrics.Epochs.Count} of {config.Epochs}; continue with: rlmixup resume {Folder}");
         return metrics.Epochs;
+    }
+
+    /// <summary>Deletes the temporary files an interrupted write (kill -9) left: none of them was ever renamed into place.</summary>
+    private void RemoveStaleTemporaries()
+    {
+        foreach (var pattern in new[] { Trainer.StateFile + ".tmp-*", "model.safetensors.tmp-*", ".*.tmp" })
+            foreach (var f in Directory.GetFiles(Folder, pattern)) File.Delete(f);
     }
 
     private void WriteModel(Trainer trainer, int epoch) =>
