@@ -277,9 +277,63 @@ public class PpoAgentTests
             Assert.That(resumed.Optimizer.SecondMoment.ToArray(), Is.EqualTo(a.Optimizer.SecondMoment.ToArray()).AsCollection);
             Assert.That(resumed.Optimizer.StepCount, Is.EqualTo(a.Optimizer.StepCount));
 
-            // saving mid-rollout is refused
+            // saving with an action pending is refused
             resumed.Act(Obs(b, obsB, shape));
             Assert.Throws<InvalidOperationException>(() => resumed.Save(path));
+        }
+        finally
+        {
+            if (File.Exists(path)) File.Delete(path);
+        }
+    }
+    /// <summary>
+    /// A checkpoint taken mid-rollout (13 of 32 steps collected) holds the collected steps: the loaded
+    /// agent finishes the rollout and updates exactly as the agent that never stopped.
+    /// </summary>
+    [Test]
+    public void SaveLoadMidRolloutContinuesBitwiseIdentically()
+    {
+        using var b = new CpuBackend(2);
+        var shape = new Shape(4, 8, 8);
+        var config = new PpoConfig { NSteps = 32, BatchSize = 8, NEpochs = 2, Gamma = 0.99, Seed = 8 };
+        string path = Path.Combine(Path.GetTempPath(), $"ppo-mid-{Guid.NewGuid():N}.rlmt");
+        (PpoUpdateStats Stats, float[] Weights) Finish(PpoAgent agent, LevelBandit env, ref float[] obs)
+        {
+            while (!agent.RolloutFull)
+            {
+                var a = agent.Act(Obs(b, obs, shape));
+                (obs, float r, bool done) = env.Step(a);
+                agent.Observe(r, done);
+            }
+            return (agent.Update(Obs(b, obs, shape)), agent.Store.Values!.ToArray());
+        }
+        void Steps(PpoAgent agent, LevelBandit env, ref float[] obs, int n)
+        {
+            for (int t = 0; t < n; t++)
+            {
+                var a = agent.Act(Obs(b, obs, shape));
+                (obs, float r, bool done) = env.Step(a);
+                agent.Observe(r, done);
+            }
+        }
+        try
+        {
+            using var a = new PpoAgent(b, config, shape, 4, 3, Small);
+            var envA = new LevelBandit(4, 8, 3, 9);
+            var obsA = envA.Reset();
+            Steps(a, envA, ref obsA, 13);
+            a.Save(path);
+            var (statsA, weightsA) = Finish(a, envA, ref obsA);
+
+            var envB = new LevelBandit(4, 8, 3, 9);
+            var obsB = envB.Reset();
+            using (var skip = new PpoAgent(b, config, shape, 4, 3, Small)) Steps(skip, envB, ref obsB, 13); // the environment's own state
+            using var resumed = new PpoAgent(b, config with { Seed = 77 }, shape, 4, 3, Small);
+            resumed.Load(path);
+            Assert.That(resumed.Buffer.Position, Is.EqualTo(13));
+            var (statsB, weightsB) = Finish(resumed, envB, ref obsB);
+            Assert.That(statsB with { UpdateSeconds = 0 }, Is.EqualTo(statsA with { UpdateSeconds = 0 }));
+            Assert.That(weightsB, Is.EqualTo(weightsA).AsCollection);
         }
         finally
         {

@@ -20,6 +20,7 @@ public static class Cli
         root.Subcommands.Add(TrainCommands.Paper("cifar100"));
         root.Subcommands.Add(TrainCommands.Paper("cifar10"));
         root.Subcommands.Add(TrainCommands.Download());
+        root.Subcommands.Add(ResumeCommand.Create());
         try
         {
             var parse = root.Parse(args);

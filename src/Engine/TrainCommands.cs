@@ -113,7 +113,7 @@ public static class TrainCommands
                 Augmentation = new Augmentation(r.GetValue(cropPad)),
                 ValFromTrain = r.GetValue(valFromTrain),
             };
-            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), name);
+            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), name, name == "synthetic" ? null : r.GetValue(dataDir));
         });
         return cmd;
     }
@@ -135,7 +135,7 @@ public static class TrainCommands
     private static Option<string?> OutOption() =>
         new("--out") { Description = "run folder (default runs/<dataset>-<policy>-<timestamp>)" };
 
-    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, string? datasetName = null)
+    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, string? datasetName = null, string? dataFolder = null)
     {
         string folder = outDir ?? Path.Combine("runs",
             $"{datasetName ?? data.Name}-{config.Policy.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -150,7 +150,7 @@ public static class TrainCommands
         {
             throw new CliException($"--out {folder}: cannot write there ({e.Message})");
         }
-        new TrainingRun(backend, data, config, folder, Console.Out).Run();
+        new TrainingRun(backend, data, config, folder, Console.Out) { DataFolder = dataFolder }.Run();
         return 0;
     }
 }

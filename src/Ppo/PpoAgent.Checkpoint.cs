@@ -4,55 +4,72 @@ namespace RlMixup.Ppo;
 
 /// <summary>
 /// Checkpoints in the RLMT named-tensor format (<see cref="TensorFile"/>), written atomically.
-/// Saving is allowed only at update boundaries (an empty rollout, no pending step): in RL-Mixup an
-/// update closes every second classifier epoch, which is where the trainer checkpoints anyway, and
-/// it keeps the file free of a half-collected rollout. A checkpoint holds
+/// Saving is allowed at any step boundary (between Observe and the next Act), not while an action is
+/// pending. A checkpoint holds
 ///   every parameter under its own name (SB3 state_dict names),
 ///   "optimizer.exp_avg" and "optimizer.exp_avg_sq" (Adam's moments, the arena's flat layout),
 ///   "optimizer.step", "agent.updates", "agent.last_episode_start" (integers, exact as float32),
-///   "agent.rng" (the xoshiro256** state: 4 ulongs as 4×4 16-bit limbs, exact as float32).
-/// Loading into an agent built with the same config and sizes makes it continue exactly, bit for
-/// bit, as the agent that saved would have.
+///   "agent.rng" (the xoshiro256** state: 4 ulongs as 4×4 16-bit limbs, exact as float32),
+/// and, when the rollout is partly collected (in RL-Mixup: after an odd classifier epoch),
+///   "rollout.position" and the collected steps' "rollout.observations", "rollout.actions",
+///   "rollout.rewards", "rollout.episode_starts", "rollout.values", "rollout.log_probs".
+/// Loading into a fresh agent built with the same config and sizes makes it continue exactly, bit
+/// for bit, as the agent that saved would have. <see cref="CheckpointEntries"/> and
+/// <see cref="LoadCheckpoint"/> let a caller embed the same entries, under a prefix, in its own file.
 /// </summary>
 public sealed partial class PpoAgent
 {
-    public void Save(string path)
+    public void Save(string path) => TensorFile.WriteAtomic(path, CheckpointEntries());
+
+    public void Load(string path) => LoadCheckpoint(TensorFile.Read(path), "", path);
+
+    /// <summary>The checkpoint's entries, each name prefixed with <paramref name="prefix"/>.</summary>
+    public List<(string Name, int[] Shape, float[] Data)> CheckpointEntries(string prefix = "")
     {
-        if (_hasPending || _buffer.Position != 0)
-            throw new InvalidOperationException($"ppo: save only at an update boundary (rollout holds {_buffer.Position} steps{(_hasPending ? " and a pending action" : "")})");
+        if (_hasPending)
+            throw new InvalidOperationException($"ppo: save only between steps (an action is pending; rollout holds {_buffer.Position} steps)");
         var entries = new List<(string, int[], float[])>();
+        void Add(string name, int[] shape, float[] data) => entries.Add((prefix + name, shape, data));
         foreach (var t in Store.All)
-            entries.Add((t.Name, t.Shape.Dims.ToArray(), t.Value.ToArray()));
+            Add(t.Name, t.Shape.Dims.ToArray(), t.Value.ToArray());
         int p = Store.ParameterCount;
-        entries.Add(("optimizer.exp_avg", [p], Optimizer.FirstMoment.ToArray()));
-        entries.Add(("optimizer.exp_avg_sq", [p], Optimizer.SecondMoment.ToArray()));
-        entries.Add(("optimizer.step", [1], [ExactFloat(Optimizer.StepCount)]));
-        entries.Add(("agent.updates", [1], [ExactFloat(Updates)]));
-        entries.Add(("agent.last_episode_start", [1], [_lastEpisodeStart ? 1f : 0f]));
-        var limbs = new float[16];
-        var state = _rng.GetState();
-        for (int w = 0; w < 4; w++)
-            for (int k = 0; k < 4; k++) limbs[w * 4 + k] = (ushort)(state[w] >> (16 * k));
-        entries.Add(("agent.rng", [4, 4], limbs));
-        TensorFile.WriteAtomic(path, entries);
+        Add("optimizer.exp_avg", [p], Optimizer.FirstMoment.ToArray());
+        Add("optimizer.exp_avg_sq", [p], Optimizer.SecondMoment.ToArray());
+        Add("optimizer.step", [1], [ExactFloat(Optimizer.StepCount)]);
+        Add("agent.updates", [1], [ExactFloat(Updates)]);
+        Add("agent.last_episode_start", [1], [_lastEpisodeStart ? 1f : 0f]);
+        Add("agent.rng", [4, 4], ExactFloats.ToLimbs(_rng.GetState()));
+        int n = _buffer.Position;
+        if (n > 0)
+        {
+            int obs = _buffer.ObservationSize, d = _buffer.ActionDims;
+            Add("rollout.position", [1], [ExactFloat(n)]);
+            Add("rollout.observations", [n, obs], _buffer.Observations.AsSpan(0, n * obs).ToArray());
+            Add("rollout.actions", [n, d], [.. _buffer.Actions.AsSpan(0, n * d).ToArray().Select(a => (float)a)]);
+            Add("rollout.rewards", [n], _buffer.Rewards[..n]);
+            Add("rollout.episode_starts", [n], _buffer.EpisodeStarts[..n]);
+            Add("rollout.values", [n], _buffer.Values[..n]);
+            Add("rollout.log_probs", [n], _buffer.LogProbs[..n]);
+        }
+        return entries;
     }
 
-    public void Load(string path)
+    /// <summary>Restores the entries named with <paramref name="prefix"/> from a read checkpoint; <paramref name="source"/> names it in errors.</summary>
+    public void LoadCheckpoint(IReadOnlyDictionary<string, NamedArray> file, string prefix, string source)
     {
         if (_hasPending || _buffer.Position != 0)
-            throw new InvalidOperationException("ppo: load only into an agent at an update boundary");
-        var file = TensorFile.Read(path);
+            throw new InvalidOperationException("ppo: load only into a fresh agent (empty rollout, nothing pending)");
         float[] Get(string name, int length)
         {
-            if (!file.TryGetValue(name, out var e)) throw new InvalidDataException($"{path}: checkpoint has no '{name}'");
-            if (e.Data.Length != length) throw new InvalidDataException($"{path}: '{name}' holds {e.Data.Length} values, this agent expects {length}");
+            if (!file.TryGetValue(prefix + name, out var e)) throw new InvalidDataException($"{source}: checkpoint has no '{prefix + name}'");
+            if (e.Data.Length != length) throw new InvalidDataException($"{source}: '{prefix + name}' holds {e.Data.Length} values, this agent expects {length}");
             return e.Data;
         }
         foreach (var t in Store.All)
         {
-            var e = file.TryGetValue(t.Name, out var v) ? v : throw new InvalidDataException($"{path}: checkpoint has no '{t.Name}'");
+            var e = file.TryGetValue(prefix + t.Name, out var v) ? v : throw new InvalidDataException($"{source}: checkpoint has no '{prefix + t.Name}'");
             if (!e.Shape.SequenceEqual(t.Shape.Dims.ToArray()))
-                throw new InvalidDataException($"{path}: '{t.Name}' has shape [{string.Join(",", e.Shape)}], this agent's is {t.Shape}");
+                throw new InvalidDataException($"{source}: '{prefix + t.Name}' has shape [{string.Join(",", e.Shape)}], this agent's is {t.Shape}");
             t.Value.CopyFrom(e.Data);
         }
         int p = Store.ParameterCount;
@@ -62,11 +79,22 @@ public sealed partial class PpoAgent
         Updates = ExactInt(Get("agent.updates", 1)[0], "agent.updates");
         _lastEpisodeStart = Get("agent.last_episode_start", 1)[0] != 0;
         _lastDone = _lastEpisodeStart;
-        var limbs = Get("agent.rng", 16);
-        var state = new ulong[4];
-        for (int w = 0; w < 4; w++)
-            for (int k = 0; k < 4; k++) state[w] |= (ulong)ExactInt(limbs[w * 4 + k], "agent.rng") << (16 * k);
-        _rng.SetState(state);
+        _rng.SetState(ExactFloats.FromLimbs(Get("agent.rng", 16), prefix + "agent.rng"));
+        int n = file.ContainsKey(prefix + "rollout.position") ? ExactInt(Get("rollout.position", 1)[0], "rollout.position") : 0;
+        if (n > _buffer.BufferSize)
+            throw new InvalidDataException($"{source}: the rollout holds {n} steps, this agent's n_steps is {_buffer.BufferSize}");
+        if (n > 0)
+        {
+            int obs = _buffer.ObservationSize, d = _buffer.ActionDims;
+            Get("rollout.observations", n * obs).CopyTo(_buffer.Observations, 0);
+            var actions = Get("rollout.actions", n * d);
+            for (int i = 0; i < actions.Length; i++) _buffer.Actions[i] = ExactInt(actions[i], "rollout.actions");
+            Get("rollout.rewards", n).CopyTo(_buffer.Rewards, 0);
+            Get("rollout.episode_starts", n).CopyTo(_buffer.EpisodeStarts, 0);
+            Get("rollout.values", n).CopyTo(_buffer.Values, 0);
+            Get("rollout.log_probs", n).CopyTo(_buffer.LogProbs, 0);
+        }
+        _buffer.Restore(n);
     }
 
     private static float ExactFloat(int v) =>

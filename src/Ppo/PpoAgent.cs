@@ -24,7 +24,7 @@ namespace RlMixup.Ppo;
 /// whole epochs of the classifier), where it may be null.
 /// One seeded <see cref="Rng"/> feeds initialisation, action sampling and minibatch shuffling, so a
 /// run is reproducible from <see cref="PpoConfig.Seed"/>; Save/Load (PpoAgent.Checkpoint.cs) restore
-/// it with the weights and Adam's state at update boundaries.
+/// it with the weights, Adam's state and a partly collected rollout at any step boundary.
 /// </summary>
 public sealed partial class PpoAgent : IDisposable
 {

@@ -61,6 +61,14 @@ public sealed class RolloutBuffer
 
     public void Reset() => Position = 0;
 
+    /// <summary>Marks the first <paramref name="position"/> steps as stored, after the arrays were filled from a checkpoint.</summary>
+    public void Restore(int position)
+    {
+        if (position < 0 || position > BufferSize)
+            throw new ArgumentOutOfRangeException(nameof(position), $"rollout buffer: position {position} is outside 0..{BufferSize}");
+        Position = position;
+    }
+
     /// <summary>
     /// GAE(λ) as SB3's compute_returns_and_advantage, in float32 as its numpy arrays:
     /// for t from the last step down,

@@ -49,7 +49,7 @@ public sealed record EpochResult(int Epoch, double TrainLoss, double TestTop1, d
 /// epoch) → PPO update when the rollout (two epochs) is full. Top-1 on the whole test set after
 /// every epoch.
 /// </summary>
-public sealed class Trainer : IDisposable
+public sealed partial class Trainer : IDisposable
 {
     private readonly IBackend _b;
     private readonly Rng _rng;

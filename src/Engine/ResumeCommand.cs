@@ -1,0 +1,102 @@
+using System.CommandLine;
+using System.Text.Json;
+using RlMixup.Core.Cpu;
+using RlMixup.Engine.Data;
+using RlMixup.Engine.Reports;
+using RlMixup.Engine.Training;
+using RlMixup.Models;
+using RlMixup.Ppo;
+
+namespace RlMixup.Engine;
+
+/// <summary>
+/// `resume RUN_DIR`: rebuilds the run's configuration and dataset from its config.json, restores the
+/// last complete checkpoint (state.rlmt), truncates metrics.jsonl to that epoch and trains on to the
+/// configured number of epochs.
+/// </summary>
+public static class ResumeCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("resume", "Continue an interrupted run from its last complete epoch (bit for bit as if never stopped)");
+        var folder = new Argument<string>("RUN_DIR") { Description = "the run folder (holds config.json and state.rlmt)" };
+        cmd.Arguments.Add(folder);
+        cmd.SetAction(r => Resume(r.GetValue(folder)!, Console.Out));
+        return cmd;
+    }
+
+    public static int Resume(string folder, TextWriter log)
+    {
+        var (config, data, dataFolder, dataSeed) = Load(folder);
+        try
+        {
+            new TrainingRun(new CpuBackend(), data, config, folder, log) { DataFolder = dataFolder, DataSeed = dataSeed }.Resume();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CliException($"resume {folder}: {e.Message}");
+        }
+        return 0;
+    }
+
+    /// <summary>The configuration and dataset recorded in folder/config.json; a missing or unreadable run is a <see cref="CliException"/>.</summary>
+    public static (TrainConfig Config, Dataset Data, string? DataFolder, ulong DataSeed) Load(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new CliException($"resume {folder}: no such run folder");
+        string configPath = Path.Combine(folder, "config.json");
+        if (!File.Exists(configPath)) throw new CliException($"resume {folder}: no config.json, not a run folder");
+        try
+        {
+            if (Trainer.StateEpoch(folder) == null)
+                throw new CliException($"resume {folder}: no checkpoint ({Trainer.StateFile}); the run ended before its first epoch did, start it again");
+            var c = RunConfig.Read(configPath);
+            var (config, dataFolder, dataSeed) = (ToConfig(c), Str(c, "data_folder"), c.GetProperty("data_seed").GetUInt64());
+            string name = Str(c, "dataset") ?? throw new InvalidDataException("config.json names no dataset");
+            int train = c.GetProperty("train_images").GetInt32(), test = c.GetProperty("test_images").GetInt32();
+            var data = name == "synthetic"
+                ? SyntheticData.Generate(train, test, c.GetProperty("classes").GetInt32(), dataSeed)
+                : Dataset.Load(name, dataFolder ?? throw new InvalidDataException("config.json records no data folder"), train, test, dataSeed);
+            return (config, data, dataFolder, dataSeed);
+        }
+        catch (Exception e) when (e is InvalidDataException or JsonException or KeyNotFoundException or FormatException or InvalidOperationException or ArgumentException)
+        {
+            throw new CliException($"resume {folder}: {e.Message}");
+        }
+    }
+
+    private static TrainConfig ToConfig(JsonElement c)
+    {
+        int I(string k) => c.GetProperty(k).GetInt32();
+        double D(string k) => c.GetProperty(k).GetDouble();
+        bool B(string k) => c.GetProperty(k).GetBoolean();
+        int[]? Ints(string k) => c.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.Array ? [.. v.EnumerateArray().Select(x => x.GetInt32())] : null;
+        var conv = Ints("agent_conv");
+        return new TrainConfig
+        {
+            Epochs = I("epochs"), BatchSize = I("batch"), Width = I("width"), Seed = c.GetProperty("seed").GetUInt64(),
+            Policy = Enum.Parse<MixPolicy>(Str(c, "policy") ?? "", ignoreCase: true),
+            Mix = new MixOptions
+            {
+                Patches = I("patches"), Actions = I("actions"), Alpha = D("alpha"), DirichletPerImage = B("dirichlet_per_image"),
+                BaselineAlpha = D("baseline_alpha"), SaliencyUpdatesBnStats = B("saliency_updates_bn_stats"),
+            },
+            Augmentation = new Augmentation(I("crop_pad"), B("flip")),
+            RewardInterval = I("reward_interval"), RewardSample = D("reward_sample"),
+            MaxLr = D("max_lr"), DivFactor = D("div_factor"), FinalDivFactor = D("final_div_factor"), PctStart = D("pct_start"),
+            Momentum = (float)D("momentum"), CycleMomentum = B("cycle_momentum"), WeightDecay = (float)D("weight_decay"),
+            Ppo = new PpoConfig
+            {
+                BatchSize = I("ppo_batch_size"), NEpochs = I("ppo_n_epochs"), Gamma = D("ppo_gamma"), GaeLambda = D("ppo_gae_lambda"),
+                ClipRange = D("ppo_clip_range"), EntCoef = D("ppo_ent_coef"), VfCoef = D("ppo_vf_coef"), MaxGradNorm = D("ppo_max_grad_norm"),
+                LearningRate = D("ppo_learning_rate"),
+                TargetKl = c.GetProperty("ppo_target_kl").ValueKind == JsonValueKind.Null ? null : D("ppo_target_kl"),
+                NormalizeAdvantage = B("ppo_normalize_advantage"), AdamEps = D("ppo_adam_eps"),
+            },
+            ValFromTrain = c.TryGetProperty("val_from_train", out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : null,
+            AgentSizes = conv == null ? null : new ActorCriticSizes(conv, I("agent_features"), Ints("agent_policy_hidden")!, Ints("agent_value_hidden")!),
+        };
+    }
+
+    private static string? Str(JsonElement c, string key) =>
+        c.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+}
