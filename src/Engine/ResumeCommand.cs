@@ -81,6 +81,12 @@ public static class ResumeCommand
                 BaselineAlpha = D("baseline_alpha"), SaliencyUpdatesBnStats = B("saliency_updates_bn_stats"),
             },
             Augmentation = new Augmentation(I("crop_pad"), B("flip")),
+            Reward = Str(c, "reward") switch
+            {
+                null or "accuracy" => RewardKind.Accuracy,
+                "grad-sim" => RewardKind.GradSim,
+                var other => throw new InvalidDataException($"config.json: unknown reward '{other}'"),
+            },
             RewardInterval = I("reward_interval"), RewardSample = D("reward_sample"),
             MaxLr = D("max_lr"), DivFactor = D("div_factor"), FinalDivFactor = D("final_div_factor"), PctStart = D("pct_start"),
             Momentum = (float)D("momentum"), CycleMomentum = B("cycle_momentum"), WeightDecay = (float)D("weight_decay"),
