@@ -22,6 +22,7 @@ public static class Cli
         root.Subcommands.Add(TrainCommands.Download());
         root.Subcommands.Add(ResumeCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(VisualizeCommand.Create());
         try
         {
             var parse = root.Parse(args);

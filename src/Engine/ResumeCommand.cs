@@ -64,7 +64,8 @@ public static class ResumeCommand
         }
     }
 
-    private static TrainConfig ToConfig(JsonElement c)
+    /// <summary>The training configuration recorded in a run's config.json.</summary>
+    public static TrainConfig ToConfig(JsonElement c)
     {
         int I(string k) => c.GetProperty(k).GetInt32();
         double D(string k) => c.GetProperty(k).GetDouble();
