@@ -16,6 +16,8 @@ public sealed record TrainConfig
     public ulong Seed { get; init; }
     public MixOptions Mix { get; init; } = new();
     public Augmentation Augmentation { get; init; } = Augmentation.Default;
+    /// <summary>The agent's reward: eq. 5's accuracy change (the paper) or grad-sim, every step (rl policy only).</summary>
+    public RewardKind Reward { get; init; } = RewardKind.Accuracy;
     /// <summary>Steps between rewards (eq. 5).</summary>
     public int RewardInterval { get; init; } = 50;
     /// <summary>Share of the held-out set sampled, uniformly and afresh, for each reward.</summary>
@@ -45,7 +47,8 @@ public sealed record EpochResult(int Epoch, double TrainLoss, double TestTop1, d
 /// Algorithm 1 of the paper. Per batch, in this order: the clean augmented batch → saliency →
 /// observation → action → masks → mix (BatchMixer) → train step on the mixed batch (SGD-Nesterov,
 /// one-cycle lr per batch) → every RewardInterval steps the reward on a fresh sample of the
-/// held-out set, otherwise 0 → the step is handed to the agent (done on the last batch of an
+/// held-out set, otherwise 0 (with the grad-sim reward: every step, the cosine of the clean and the
+/// mixed batch's saliency maps, <see cref="GradSimReward"/>) → the step is handed to the agent (done on the last batch of an
 /// epoch) → PPO update when the rollout (two epochs) is full. Top-1 on the whole test set after
 /// every epoch.
 /// </summary>
@@ -59,6 +62,8 @@ public sealed partial class Trainer : IDisposable
     private readonly SoftTargetLoss _loss = new();
     private readonly RewardTracker _reward;
     private long _step;
+    private Tensor? _mixedMaps;
+    private float[] _cleanMapsHost = [], _mixedMapsHost = [];
 
     public Trainer(IBackend backend, Dataset data, TrainConfig config)
     {
@@ -85,6 +90,8 @@ public sealed partial class Trainer : IDisposable
         Schedule = OneCycleSchedule.FromEpochs(config.Epochs, _train.BatchesPerEpoch, config.MaxLr, config.DivFactor, config.FinalDivFactor,
             config.PctStart, config.CycleMomentum);
         Sgd = new Sgd(Store, (float)Schedule.LearningRate(0), config.Momentum, config.WeightDecay, nesterov: true);
+        if (config.Reward != RewardKind.Accuracy && config.Policy != MixPolicy.Rl)
+            throw new ArgumentException($"the {config.Reward} reward needs the rl policy, not {config.Policy}");
         if (config.Policy == MixPolicy.Rl)
             Agent = new PpoAgent(backend, config.Ppo with { NSteps = 2 * _train.BatchesPerEpoch, Seed = config.Seed + 1 },
                 new Shape(config.BatchSize, config.Mix.Patches, config.Mix.Patches), config.BatchSize, config.Mix.Actions, config.AgentSizes);
@@ -112,6 +119,7 @@ public sealed partial class Trainer : IDisposable
         double lossSum = 0, rewardSum = 0;
         int batches = 0, rewards = 0;
         PpoUpdateStats? ppo = null;
+        bool gradSim = Agent != null && Config.Reward == RewardKind.GradSim;
         foreach (var batch in _train.Epoch(_rng))
         {
             _step++;
@@ -121,14 +129,21 @@ public sealed partial class Trainer : IDisposable
             Schedule.Apply(Sgd, (int)(_step - 1));
             Store.ZeroGrad();
             lossSum += _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
-            Model.Backward(_loss.Backward());
+            var mixedInputGrad = Model.Backward(_loss.Backward(), inputGrad: gradSim);
+            double gradSimReward = gradSim ? GradSim(mixed.Observation!, mixedInputGrad!) : 0;
             Sgd.Step();
             batches++;
 
             if (Agent != null)
             {
                 double r = 0;
-                if (_reward.IsRewardStep(_step))
+                if (gradSim)
+                {
+                    r = gradSimReward;
+                    rewardSum += r;
+                    rewards++;
+                }
+                else if (_reward.IsRewardStep(_step))
                 {
                     r = _reward.Reward(SampleTop1(), epoch, Config.Epochs);
                     rewardSum += r;
@@ -142,6 +157,20 @@ public sealed partial class Trainer : IDisposable
         double top1 = Top1(_test, Enumerable.Range(0, _test.Count).ToArray());
         return new EpochResult(epoch, lossSum / batches, top1, Sgd.LearningRate, hist, rewards > 0 ? rewardSum / rewards : 0, rewards, ppo,
             seconds, batches * Config.BatchSize / seconds);
+    }
+
+    /// <summary>
+    /// The grad-sim reward of a step: the mixed batch's input gradient pooled into (B,p,p) maps exactly
+    /// as the saliency pass pools the clean one, both downloaded, the mean per-image cosine on the host.
+    /// </summary>
+    private double GradSim(Tensor cleanMaps, Tensor mixedInputGrad)
+    {
+        if (_mixedMaps == null || _mixedMaps.Shape != cleanMaps.Shape) { _mixedMaps?.Dispose(); _mixedMaps = _b.Allocate(cleanMaps.Shape); }
+        _b.SaliencyMaps(_mixedMaps, mixedInputGrad);
+        if (_cleanMapsHost.Length != cleanMaps.Length) { _cleanMapsHost = new float[cleanMaps.Length]; _mixedMapsHost = new float[cleanMaps.Length]; }
+        cleanMaps.CopyTo(_cleanMapsHost);
+        _mixedMaps.CopyTo(_mixedMapsHost);
+        return GradSimReward.Mean(_cleanMapsHost, _mixedMapsHost, cleanMaps.Shape.N);
     }
 
     /// <summary>v of eq. 5: top-1 on a fresh uniform sample (without replacement) of the held-out set.</summary>
@@ -176,6 +205,7 @@ public sealed partial class Trainer : IDisposable
     public void Dispose()
     {
         Agent?.Dispose();
+        _mixedMaps?.Dispose();
         _train.Dispose();
     }
 }
