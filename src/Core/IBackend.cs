@@ -39,6 +39,12 @@ public interface IBackend : IDisposable
 {
     string Name { get; }
 
+    /// <summary>
+    /// Waits until every op queued so far has finished (timing, benchmarks). Ops on the CPU run
+    /// synchronously, so the default does nothing; a device backend waits for its stream.
+    /// </summary>
+    void Synchronize() { }
+
     // ---- memory
     /// <summary>A new zero-filled tensor owned by this backend.</summary>
     Tensor Allocate(Shape shape);

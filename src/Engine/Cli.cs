@@ -23,6 +23,7 @@ public static class Cli
         root.Subcommands.Add(ResumeCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(VisualizeCommand.Create());
+        root.Subcommands.Add(Bench.BenchCommand.Create());
         try
         {
             var parse = root.Parse(args);

@@ -107,24 +107,47 @@ public sealed class BatchMixer
 
     private MixedBatch SaliencyMix(Tensor x, Tensor targets)
     {
+        var maps = Saliency(x, targets);
+        return MaskAndMix(x, targets, maps, ChooseActions(maps));
+    }
+
+    /// <summary>
+    /// Step 1: the (B, p, p) saliency maps of the clean batch: ∂loss/∂input with training-mode BN and
+    /// no weight gradient, reduced to the channel L2 and pooled to p×p cells, each map summing to 1.
+    /// The returned tensor is owned by the mixer and overwritten by the next call.
+    /// </summary>
+    public Tensor Saliency(Tensor x, Tensor targets)
+    {
         int n = x.Shape.N, p = Options.Patches;
         MixupReference.CheckCells(x.Shape.H, x.Shape.W, p);
-        // 1. Saliency: ∂loss/∂input on the clean batch, training-mode BN, no weight gradients.
         var logits = _model.Forward(x, Options.SaliencyUpdatesBnStats ? Mode.Train : Mode.TrainFrozenStats);
         _saliencyLoss.Forward(logits, targets);
         var inputGrad = _model.Backward(_saliencyLoss.Backward(), weightGrads: false, inputGrad: true)!;
-        var mapShape = new Shape(n, p, p);
-        var maps = Ensure(ref _maps, mapShape);
+        var maps = Ensure(ref _maps, new Shape(n, p, p));
         _b.SaliencyMaps(maps, inputGrad);
+        return maps;
+    }
 
-        // 2. One action per image: the agent's, or uniform.
+    /// <summary>Step 2: one action per image, the agent's (recorded in its rollout) or uniform (the random policy).</summary>
+    public int[] ChooseActions(Tensor maps)
+    {
+        int n = maps.Shape.N;
         int[] actions = Policy == MixPolicy.Rl
             ? _agent!.Act(maps)
             : [.. Enumerable.Range(0, n).Select(_ => _rng.NextInt(Options.Actions))];
         if (actions.Length != n) throw new InvalidOperationException($"the agent returned {actions.Length} actions for a batch of {n}");
+        return actions;
+    }
 
-        // 3. Masks from the percentiles, a partner permutation, (λ1, λ2) ~ Dirichlet(α, α), the mix.
-        var masks = Ensure(ref _masks, mapShape);
+    /// <summary>
+    /// Step 3: masks from the actions' percentiles, a partner permutation, (λ1, λ2) ~ Dirichlet(α, α)
+    /// (per batch, or per image), and the mix with its soft labels.
+    /// </summary>
+    public MixedBatch MaskAndMix(Tensor x, Tensor targets, Tensor maps, int[] actions)
+    {
+        int n = x.Shape.N;
+        if (actions.Length != n) throw new ArgumentException($"{actions.Length} actions for a batch of {n}");
+        var masks = Ensure(ref _masks, maps.Shape);
         var thresholds = Ensure(ref _thresholds, new Shape(n));
         _b.PercentileMasks(masks, thresholds, maps, [.. actions.Select(Percentile)]);
         int[] perm = _rng.Permutation(n);
