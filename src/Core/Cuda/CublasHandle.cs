@@ -154,8 +154,9 @@ public sealed class CublasHandle : IDisposable
             CudaContext.BindQuietly(_context);
             Cublas.cublasDestroy(_handle);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }

@@ -71,8 +71,9 @@ public sealed class CudaContext : IDisposable
             if (CuDriver.cuCtxGetCurrent(out var current) == CuResult.CUDA_SUCCESS && current != ctx)
                 CuDriver.cuCtxSetCurrent(ctx);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 
@@ -92,8 +93,9 @@ public sealed class CudaContext : IDisposable
             // Status ignored: at process teardown the driver may already be deinitialised.
             CuDriver.cuDevicePrimaryCtxRelease(_device);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }

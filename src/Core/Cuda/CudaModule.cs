@@ -126,8 +126,9 @@ public sealed class CudaModule : IDisposable
             CudaContext.BindQuietly(_context);
             CuDriver.cuModuleUnload(_handle);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }

@@ -52,8 +52,9 @@ public sealed class CudaStream : IDisposable
             CudaContext.BindQuietly(_context);
             CuDriver.cuStreamDestroy(_handle);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }
@@ -124,8 +125,9 @@ public sealed class CudaEvent : IDisposable
             CudaContext.BindQuietly(_context);
             CuDriver.cuEventDestroy(_handle);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }

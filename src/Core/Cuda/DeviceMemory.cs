@@ -190,8 +190,9 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
             CudaContext.BindQuietly(_context);
             CuDriver.cuMemFree(_pointer);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }
@@ -247,8 +248,9 @@ public sealed unsafe class PinnedHostBuffer<T> : IDisposable where T : unmanaged
             // Page-locked memory belongs to no context in particular (PORTABLE); no binding needed.
             CuDriver.cuMemFreeHost(p);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception)
         {
+            // Release paths (Dispose and finalizers) never throw.
         }
     }
 }
