@@ -71,6 +71,7 @@ public class CudaNativeTests
             Assert.That((int)CuResult.CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, Is.EqualTo(900));
             Assert.That((int)CuResult.CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, Is.EqualTo(901));
             Assert.That((int)CuResult.CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD, Is.EqualTo(908));
+            Assert.That((int)CuResult.CUDA_ERROR_CONTAINED, Is.EqualTo(226));
             Assert.That((int)CuResult.CUDA_ERROR_UNKNOWN, Is.EqualTo(999));
             Assert.That((int)CuDeviceAttribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, Is.EqualTo(16));
             Assert.That((int)CuDeviceAttribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, Is.EqualTo(75));

@@ -3,9 +3,11 @@ using System.Runtime.InteropServices;
 namespace RlMixup.Core.Cuda.Native;
 
 /// <summary>
-/// CUDA driver API declarations (libcuda), matched against cuda.h 12.x. Declarations only: the
-/// checks live in CudaCheck.cs, the ownership in the wrappers of src/Core/Cuda. Entry points are
-/// the exported symbols the 12.x header's macros map to (cuMemAlloc → cuMemAlloc_v2, ...); the
+/// CUDA driver API declarations (libcuda), checked against cuda.h and cudaTypedefs.h of CUDA 12.6
+/// (CUDA_VERSION 12060): parameter types and order, and the #define that maps each name to its
+/// exported symbol. Declarations only: the checks live in CudaCheck.cs, the ownership in the
+/// wrappers of src/Core/Cuda. Entry points are
+/// the exported symbols the 12.6 header's macros map to (cuMemAlloc → cuMemAlloc_v2, ...); the
 /// per-thread-default-stream variants (_ptsz/_ptds) are not used: the engine always passes an
 /// explicit stream. size_t is nuint; host pointers are raw pointers; device pointers CUdeviceptr.
 /// </summary>
@@ -164,7 +166,7 @@ internal static unsafe partial class CuDriver
     [LibraryImport(Lib, EntryPoint = "cuStreamEndCapture")]
     internal static partial CuResult cuStreamEndCapture(CUstream hStream, out CUgraph phGraph);
 
-    // cuda.h 12.x: #define cuGraphInstantiate cuGraphInstantiateWithFlags
+    // cuda.h 12.6: #define cuGraphInstantiate cuGraphInstantiateWithFlags
     [LibraryImport(Lib, EntryPoint = "cuGraphInstantiateWithFlags")]
     internal static partial CuResult cuGraphInstantiateWithFlags(out CUgraphExec phGraphExec, CUgraph hGraph, ulong flags);
 

@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace RlMixup.Core.Cuda.Native;
 
-// The driver API's types, as declared in cuda.h 12.x (checked against the 12.x header's typedefs
-// and enums; the numbers below are the header's). Handles are one-field structs so that a stream
+// The driver API's types, as declared in cuda.h of CUDA 12.6 (CUDA_VERSION 12060): the typedefs,
+// and the enum values copied by number from that header (CUDA_ERROR_CONTAINED from 12.8's);
+// cuBLAS's from cublas_api.h of cuBLAS 12.6.4, cudaDataType from library_types.h. Handles are one-field structs so that a stream
 // cannot be passed where an event is expected; each has the native size (a pointer, or int for
 // CUdevice, unsigned long long for CUdeviceptr on 64-bit platforms).
 
@@ -54,7 +55,7 @@ public readonly record struct CUdeviceptr(ulong Value)
 [StructLayout(LayoutKind.Sequential)]
 public readonly record struct CublasHandleT(nint Handle) { public bool IsNull => Handle == 0; }
 
-/// <summary>CUresult (enum cudaError_enum, cuda.h 12.x). Member names are the header's.</summary>
+/// <summary>CUresult (enum cudaError_enum, cuda.h 12.6). Member names are the header's.</summary>
 public enum CuResult
 {
     CUDA_SUCCESS = 0,
@@ -95,6 +96,8 @@ public enum CuResult
     CUDA_ERROR_JIT_COMPILATION_DISABLED = 223,
     CUDA_ERROR_UNSUPPORTED_EXEC_AFFINITY = 224,
     CUDA_ERROR_UNSUPPORTED_DEVSIDE_SYNC = 225,
+    /// <summary>CUDA 12.8+: a device fault contained by the GPU; the process must restart.</summary>
+    CUDA_ERROR_CONTAINED = 226,
     CUDA_ERROR_INVALID_SOURCE = 300,
     CUDA_ERROR_FILE_NOT_FOUND = 301,
     CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND = 302,
@@ -153,7 +156,7 @@ public enum CuResult
     CUDA_ERROR_UNKNOWN = 999,
 }
 
-/// <summary>CUdevice_attribute (cuda.h 12.x): the subset the engine reads.</summary>
+/// <summary>CUdevice_attribute (cuda.h 12.6): the subset the engine reads.</summary>
 public enum CuDeviceAttribute
 {
     CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 1,
@@ -183,7 +186,7 @@ public enum CuDeviceAttribute
     CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED = 115,
 }
 
-/// <summary>CUfunction_attribute (cuda.h 12.x), the subset used.</summary>
+/// <summary>CUfunction_attribute (cuda.h 12.6), the subset used.</summary>
 public enum CuFunctionAttribute
 {
     CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 0,
@@ -196,7 +199,7 @@ public enum CuFunctionAttribute
     CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
 }
 
-/// <summary>CUjit_option (cuda.h 12.x), the subset passed to cuModuleLoadDataEx.</summary>
+/// <summary>CUjit_option (cuda.h 12.6), the subset passed to cuModuleLoadDataEx.</summary>
 public enum CuJitOption
 {
     CU_JIT_MAX_REGISTERS = 0,
@@ -212,7 +215,7 @@ public enum CuJitOption
     CU_JIT_GENERATE_LINE_INFO = 13,
 }
 
-/// <summary>CUstreamCaptureMode (cuda.h 12.x).</summary>
+/// <summary>CUstreamCaptureMode (cuda.h 12.6).</summary>
 public enum CuStreamCaptureMode
 {
     CU_STREAM_CAPTURE_MODE_GLOBAL = 0,
@@ -220,7 +223,7 @@ public enum CuStreamCaptureMode
     CU_STREAM_CAPTURE_MODE_RELAXED = 2,
 }
 
-/// <summary>Flag values of cuda.h 12.x passed as unsigned int.</summary>
+/// <summary>Flag values of cuda.h 12.6 passed as unsigned int.</summary>
 public static class CuFlags
 {
     public const uint CU_STREAM_DEFAULT = 0x0;
@@ -233,7 +236,7 @@ public static class CuFlags
     public const uint CU_MEMHOSTALLOC_WRITECOMBINED = 0x4;
 }
 
-/// <summary>cublasStatus_t (cublas_api.h, CUDA 12.x). Member names are the header's.</summary>
+/// <summary>cublasStatus_t (cublas_api.h, cuBLAS 12.6.4). Member names are the header's.</summary>
 public enum CublasStatus
 {
     CUBLAS_STATUS_SUCCESS = 0,
@@ -256,7 +259,7 @@ public enum CublasOperation
     CUBLAS_OP_C = 2,
 }
 
-/// <summary>cublasMath_t (cublas_api.h, CUDA 12.x).</summary>
+/// <summary>cublasMath_t (cublas_api.h, cuBLAS 12.6.4).</summary>
 public enum CublasMath
 {
     CUBLAS_DEFAULT_MATH = 0,

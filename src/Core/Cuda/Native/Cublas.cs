@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 namespace RlMixup.Core.Cuda.Native;
 
 /// <summary>
-/// cuBLAS declarations (libcublas), matched against cublas_api.h / cublas_v2.h of CUDA 12.x.
+/// cuBLAS declarations (libcublas), checked against cublas_api.h of cuBLAS 12.6.4 (CUDA 12.6) and
+/// cublas_v2.h's name mapping; the same symbols are exported by libcublas.so.13.
 /// Declarations only. The _v2 entry points are what cublas_v2.h maps the plain names to.
 /// Matrices are column-major; A, B, C are device addresses; alpha and beta are host pointers
 /// (the default CUBLAS_POINTER_MODE_HOST). cudaStream_t is the driver's CUstream.
