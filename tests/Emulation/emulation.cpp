@@ -113,6 +113,10 @@ EMU_EXPORT const char* emu_adam_step(float* param, const float* grad, float* m, 
                                      float beta2, float eps, float weight_decay, int block, int grid) {
     return adam_step_launch(param, grad, m, v, n, step, lr, beta1, beta2, eps, weight_decay, block, grid);
 }
+EMU_EXPORT const char* emu_adam_step_scaled(float* param, const float* grad, float* m, float* v, size_t n, float step_size, float bc2_sqrt,
+                                            float beta1, float beta2, float eps, float weight_decay, int block, int grid) {
+    return adam_step_scaled_launch(param, grad, m, v, n, step_size, bc2_sqrt, beta1, beta2, eps, weight_decay, block, grid);
+}
 
 // ---- augment.cu
 
