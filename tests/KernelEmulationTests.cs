@@ -20,7 +20,7 @@ namespace RlMixup.Tests;
 ///    on the GPU, a·b + c·d may be contracted into an fma, which moves the result by about an ulp of
 ///    the inputs (|x| ≤ 2 here, ulp 2.4e-7).
 /// </summary>
-public class KernelEmulationTests
+public partial class KernelEmulationTests
 {
     static KernelEmulator Emu => KernelEmulator.Instance;
 

@@ -20,6 +20,18 @@ typedef __SIZE_TYPE__ size_t;
 __device__ inline float k_fmaf(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 __device__ inline float k_sqrtf(float a) { return __builtin_sqrtf(a); }
 __device__ inline float k_floorf(float a) { return __builtin_floorf(a); }
+// IEEE round-to-nearest operations that may not be contracted into an fma: clang contracts a·b + c
+// for CUDA by default, and ptxas fuses a plain mul.f32 + add.f32, but never an explicit .rn one.
+// (The __nvvm_mul_rn_f builtins are folded back into plain fmul by LLVM, hence inline PTX.) The
+// kernels that must match their CPU twin bit for bit use these.
+__device__ inline float k_mul_rn(float a, float b) { float r; asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ inline float k_add_rn(float a, float b) { float r; asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ inline float k_sub_rn(float a, float b) { float r; asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ inline float k_div_rn(float a, float b) { float r; asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b)); return r; }
+__device__ inline float k_sqrt_rn(float a) { float r; asm("sqrt.rn.f32 %0, %1;" : "=f"(r) : "f"(a)); return r; }
+// Fast 2^x and log2(x) (ex2.approx / lg2.approx, about 2 ulp): there is no libm on this path.
+__device__ inline float k_exp2f(float a) { return __nvvm_ex2_approx_f(a); }
+__device__ inline float k_log2f(float a) { return __nvvm_lg2_approx_f(a); }
 #define K_INFF __builtin_inff()
 
 #elif defined(__CUDACC__) || defined(__CUDACC_RTC__)
@@ -28,6 +40,13 @@ __device__ inline float k_floorf(float a) { return __builtin_floorf(a); }
 __device__ inline float k_fmaf(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ inline float k_sqrtf(float a) { return sqrtf(a); }
 __device__ inline float k_floorf(float a) { return floorf(a); }
+__device__ inline float k_mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ inline float k_add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ inline float k_sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ inline float k_div_rn(float a, float b) { return __fdiv_rn(a, b); }
+__device__ inline float k_sqrt_rn(float a) { return __fsqrt_rn(a); }
+__device__ inline float k_exp2f(float a) { return exp2f(a); }
+__device__ inline float k_log2f(float a) { return __log2f(a); }
 #define K_INFF __int_as_float(0x7f800000)
 
 #else
@@ -56,6 +75,15 @@ inline void __syncthreads() { k_block_barrier->arrive_and_wait(); }
 inline float k_fmaf(float a, float b, float c) { return std::fma(a, b, c); }
 inline float k_sqrtf(float a) { return std::sqrt(a); }
 inline float k_floorf(float a) { return std::floor(a); }
+// The host compiler targets plain x86-64 (no FMA instructions), so nothing is contracted here.
+inline float k_mul_rn(float a, float b) { return a * b; }
+inline float k_add_rn(float a, float b) { return a + b; }
+inline float k_sub_rn(float a, float b) { return a - b; }
+inline float k_div_rn(float a, float b) { return a / b; }
+inline float k_sqrt_rn(float a) { return std::sqrt(a); }
+// Exact here; the device's approximations differ by a few ulp (the tests' tolerances say how much).
+inline float k_exp2f(float a) { return std::exp2(a); }
+inline float k_log2f(float a) { return std::log2(a); }
 #define K_INFF __builtin_inff()
 
 // Runs kernel<<<grid, block>>>(args...): blockDim.x threads, each walking the blocks in order;
@@ -94,8 +122,60 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, A... args) {
 __device__ inline int k_min(int a, int b) { return a < b ? a : b; }
 __device__ inline int k_max(int a, int b) { return a > b ? a : b; }
 
+#define K_LOG2E 1.4426950408889634f
+#define K_LN2 0.6931471805599453f
+// e^x and ln x through the base-2 primitives (fast approximations on the device).
+__device__ inline float k_expf(float x) { return k_exp2f(x * K_LOG2E); }
+__device__ inline float k_logf(float x) { return k_log2f(x) * K_LN2; }
+
 // The largest block size any kernel here supports; shared reduction buffers are sized by it, and
 // every kernel is declared __launch_bounds__(K_MAX_THREADS, 1): ptxas keeps it within the 64
 // registers per thread a block of that size may use, and the minimum of one block per SM stops it
 // from squeezing to 32 registers (and spilling) to fit two such blocks on an sm_90 SM.
 #define K_MAX_THREADS 1024
+// The most blocks a grid-stride kernel's launcher asks for; the loop covers what lies beyond.
+#define K_MAX_GRID 65535
+
+// Block-wide reductions over blockDim.x values, for any block size up to K_MAX_THREADS: a tree in
+// shared memory (buf holds blockDim.x entries), padded to the next power of two, so the order of the
+// additions depends only on the block size and the result is deterministic. Every thread gets the
+// result; the closing barrier lets the caller reuse buf at once.
+template <typename T>
+__device__ inline T k_block_sum(T v, T* buf) {
+    const int tid = threadIdx.x, nt = blockDim.x;
+    buf[tid] = v;
+    __syncthreads();
+    int half = 1;
+    while (half < nt) half <<= 1;
+    for (half >>= 1; half > 0; half >>= 1) {
+        if (tid < half && tid + half < nt) buf[tid] += buf[tid + half];
+        __syncthreads();
+    }
+    const T r = buf[0];
+    __syncthreads();
+    return r;
+}
+
+__device__ inline float k_block_max(float v, float* buf) {
+    const int tid = threadIdx.x, nt = blockDim.x;
+    buf[tid] = v;
+    __syncthreads();
+    int half = 1;
+    while (half < nt) half <<= 1;
+    for (half >>= 1; half > 0; half >>= 1) {
+        if (tid < half && tid + half < nt) { const float o = buf[tid + half]; if (o > buf[tid]) buf[tid] = o; }
+        __syncthreads();
+    }
+    const float r = buf[0];
+    __syncthreads();
+    return r;
+}
+
+#ifdef KERNELS_HOST_EMULATION
+// The launchers' default grid for a grid-stride loop over n items: one item per thread, at most
+// K_MAX_GRID blocks (src/Core/Cuda/KernelCatalog.cs has the same rule).
+inline unsigned k_grid_for(size_t n, int block) {
+    const size_t g = (n + (size_t)block - 1) / (size_t)block;
+    return (unsigned)(g < 1 ? 1 : g > K_MAX_GRID ? K_MAX_GRID : g);
+}
+#endif
