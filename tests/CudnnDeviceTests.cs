@@ -45,7 +45,7 @@ public class CudnnDeviceTests
     }
 
     [Test]
-    public void EveryDirectionGetsAPlanAndTf32OffAvoidsConversion()
+    public void EveryDirectionGetsAPlanAndTf32OffMeansFmaMath()
     {
         using var h = HandleOrIgnore();
         using var ws = new GrowingDeviceWorkspace(_ => throw new AssertionException("planning must not allocate"), _ => { });
@@ -54,7 +54,7 @@ public class CudnnDeviceTests
         foreach (var dir in Enum.GetValues<ConvDirection>())
         {
             var (algo, bytes, math) = convs.Choice(new ConvKey(shape, dir, Tf32: false));
-            Assert.That(math, Is.Not.EqualTo(CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), $"{dir}: algo {algo}");
+            Assert.That(math, Is.EqualTo(CudnnMathType.CUDNN_FMA_MATH), $"{dir}: algo {algo}");
             Assert.That(bytes, Is.LessThanOrEqualTo(convs.Options.MaxWorkspaceBytes));
             convs.Choice(new ConvKey(shape, dir, Tf32: true));
         }

@@ -112,6 +112,7 @@ public class CudnnLayerTests
             Row(0, deterministic: false),
             Row(6, memory: 1UL << 40),
             Row(2, math: CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),
+            Row(7, math: CudnnMathType.CUDNN_DEFAULT_MATH),
             Row(1, memory: 4096),
             Row(3),
         ];

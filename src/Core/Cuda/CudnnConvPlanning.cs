@@ -91,7 +91,8 @@ public static class ConvAlgoSelection
 
     /// <summary>
     /// The first acceptable row of cuDNN's list (which comes best first): status SUCCESS, workspace
-    /// within the limit, deterministic when required, and no TF32 conversion when TF32 is off.
+    /// within the limit, deterministic when required, and, when TF32 is off, FMA math only (the
+    /// row's math type is set on the descriptor afterwards, and DEFAULT_MATH would permit TF32).
     /// </summary>
     /// <exception cref="InvalidOperationException">No row qualifies; the message lists every row and why it was refused.</exception>
     public static ConvAlgoCandidate Pick(ReadOnlySpan<ConvAlgoCandidate> rows, ConvKey key, ConvAlgoOptions options)
@@ -103,7 +104,7 @@ public static class ConvAlgoSelection
                 r.Status != CudnnStatus.CUDNN_STATUS_SUCCESS ? CudnnErrors.StatusName(r.Status)
                 : r.WorkspaceBytes > options.MaxWorkspaceBytes ? $"needs {r.WorkspaceBytes} B of workspace"
                 : options.Deterministic && r.Determinism != CudnnDeterminism.CUDNN_DETERMINISTIC ? "not deterministic"
-                : !key.Tf32 && r.MathType == CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ? "uses TF32"
+                : !key.Tf32 && r.MathType != CudnnMathType.CUDNN_FMA_MATH ? $"{r.MathType} (may use TF32)"
                 : null;
             if (why == null) return r;
             refused.Add($"algo {r.Algo}: {why}");
