@@ -12,14 +12,14 @@ namespace RlMixup.Engine;
 
 /// <summary>
 /// `resume RUN_DIR`: rebuilds the run's configuration and dataset from its config.json, restores the
-/// last complete checkpoint (state.rlmt), truncates metrics.jsonl to that epoch and trains on to the
-/// configured number of epochs.
+/// last complete checkpoint (state.rlmt: an epoch's end, or the step where Ctrl-C stopped the run),
+/// truncates metrics.jsonl to the last finished epoch and trains on to the configured number of epochs.
 /// </summary>
 public static class ResumeCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("resume", "Continue an interrupted run from its last complete epoch (bit for bit as if never stopped)");
+        var cmd = new Command("resume", "Continue an interrupted run from its last checkpoint: an epoch's end, or the step Ctrl-C stopped it after (bit for bit as if never stopped)");
         var folder = new Argument<string>("RUN_DIR") { Description = "the run folder (holds config.json and state.rlmt)" };
         var noLive = TrainCommands.NoLiveOption();
         cmd.Arguments.Add(folder);
