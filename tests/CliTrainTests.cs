@@ -41,6 +41,9 @@ public class CliTrainTests
     [TestCase("train --device cuda --dataset synthetic", "no CUDA backend")]
     [TestCase("train --dataset cifar10 --data /nonexistent-folder", "/nonexistent-folder")]
     [TestCase("train --dataset synthetic --alpha -1", "--alpha must be positive")]
+    [TestCase("train --dataset synthetic --policy cutmix --reward grad-sim", "--reward grad-sim: only the rl policy")]
+    [TestCase("cifar10 --policy none --reward grad-sim", "--reward grad-sim: only the rl policy")]
+    [TestCase("train --reward loss", "--reward")]
     public void BadInputGivesOneErrorLineAndExitCode2(string args, string expected)
     {
         var (code, _, err) = Run(args.Split(' '));

@@ -60,6 +60,25 @@ public class ResumeTests
     }
 
     [Test]
+    public void ResumeReadsTheRewardBackAndDefaultsToAccuracy()
+    {
+        string dir = TempDir();
+        try
+        {
+            using (var b = new CpuBackend(2))
+                new TrainingRun(b, Data(), Tiny with { Reward = RewardKind.GradSim }, dir, TextWriter.Null).Run(stopAfterEpoch: 1);
+            string configPath = Path.Combine(dir, "config.json");
+            var json = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+            Assert.That((string?)json["reward"], Is.EqualTo("grad-sim"));
+            Assert.That(ResumeCommand.Load(dir).Config.Reward, Is.EqualTo(RewardKind.GradSim));
+            json.Remove("reward"); // a run written before the option existed
+            File.WriteAllText(configPath, json.ToJsonString());
+            Assert.That(ResumeCommand.Load(dir).Config.Reward, Is.EqualTo(RewardKind.Accuracy));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Test]
     public void InterruptedAndResumedRunEqualsTheUninterruptedOneBitForBit()
     {
         string whole = TempDir(), cut = TempDir();

@@ -27,4 +27,20 @@ public class RewardTests
         Assert.That(Accuracy.CountCorrect(logits, [1, 1, 0], 3), Is.EqualTo(1), "a tie goes to the first maximum");
         Assert.Throws<ArgumentException>(() => Accuracy.CountCorrect(logits, [1, 0], 3));
     }
+
+    [Test]
+    public void GradSimIsTheMeanPerImageCosineOfTheFlattenedMaps()
+    {
+        // Two images of 2×2 maps. Image 0: a = (1,0,0,0), b = (1,1,0,0) → cos = 1/√2.
+        // Image 1: a = (1,2,2,0) (norm 3), b = (2,0,1,2) (norm 3) → a·b = 2 + 2 = 4 → cos = 4/9.
+        float[] clean = [1, 0, 0, 0, /**/ 1, 2, 2, 0];
+        float[] mixed = [1, 1, 0, 0, /**/ 2, 0, 1, 2];
+        Assert.That(GradSimReward.Cosine(clean.AsSpan(0, 4), mixed.AsSpan(0, 4)), Is.EqualTo(1 / Math.Sqrt(2)).Within(1e-15));
+        Assert.That(GradSimReward.Cosine(clean.AsSpan(4), mixed.AsSpan(4)), Is.EqualTo(4.0 / 9).Within(1e-15));
+        Assert.That(GradSimReward.Mean(clean, mixed, 2), Is.EqualTo((1 / Math.Sqrt(2) + 4.0 / 9) / 2).Within(1e-15));
+        Assert.That(GradSimReward.Mean(clean, clean, 2), Is.EqualTo(1).Within(1e-15), "identical maps");
+        Assert.That(GradSimReward.Mean([0, 0, 0, 0, 1, 2, 2, 0], clean, 2), Is.EqualTo((0 + 1) / 2.0).Within(1e-15), "a zero map counts as cos 0");
+        Assert.Throws<ArgumentException>(() => GradSimReward.Mean(clean, mixed, 3));
+        Assert.Throws<ArgumentException>(() => GradSimReward.Mean(clean, mixed.AsSpan(0, 4), 2));
+    }
 }

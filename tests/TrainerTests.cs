@@ -42,6 +42,27 @@ public class TrainerTests
     }
 
     [Test]
+    public void GradSimRewardsEveryStepWithCosinesInTheUnitInterval()
+    {
+        var data = SyntheticData.Generate(train: 200, test: 60, classes: 10, seed: 1);
+        using var b = new CpuBackend(2);
+        using var trainer = new Trainer(b, data, Tiny(MixPolicy.Rl, epochs: 2) with { Reward = RewardKind.GradSim });
+        var first = trainer.RunEpoch(1);
+        Assert.That(first.Rewards, Is.EqualTo(10), "every step earns a reward");
+        // Read the rollout before the update at the end of epoch 2 empties it: epoch 1's ten steps.
+        float[] rewards = trainer.Agent!.Buffer.Rewards[..10];
+        Assert.That(rewards, Has.All.InRange(0f, 1f), "saliency maps are non-negative, so their cosine lies in [0, 1]");
+        Assert.That(rewards.Distinct().Count(), Is.GreaterThan(1), "the reward changes from step to step");
+        Assert.That(first.RewardMean, Is.EqualTo(rewards.Average(r => (double)r)).Within(1e-6), "reward_mean averages the step rewards");
+        Assert.That(first.RewardMean, Is.GreaterThan(0));
+        var second = trainer.RunEpoch(2);
+        Assert.That(second.Rewards, Is.EqualTo(10));
+        Assert.That(second.Ppo, Is.Not.Null, "the agent updated after two epochs");
+        Assert.That(second.RewardMean, Is.InRange(0.0, 1.0));
+        Assert.Throws<ArgumentException>(() => new Trainer(b, data, Tiny(MixPolicy.Random, 1) with { Reward = RewardKind.GradSim }));
+    }
+
+    [Test]
     public void ValFromTrainHoldsOutTrainingImagesForTheReward()
     {
         var data = SyntheticData.Generate(train: 200, test: 60, classes: 10, seed: 1);

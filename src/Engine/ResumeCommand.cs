@@ -72,7 +72,8 @@ public static class ResumeCommand
         }
     }
 
-    private static TrainConfig ToConfig(JsonElement c)
+    /// <summary>The training configuration recorded in a run's config.json.</summary>
+    public static TrainConfig ToConfig(JsonElement c)
     {
         int I(string k) => c.GetProperty(k).GetInt32();
         double D(string k) => c.GetProperty(k).GetDouble();
@@ -89,6 +90,12 @@ public static class ResumeCommand
                 BaselineAlpha = D("baseline_alpha"), SaliencyUpdatesBnStats = B("saliency_updates_bn_stats"),
             },
             Augmentation = new Augmentation(I("crop_pad"), B("flip")),
+            Reward = Str(c, "reward") switch
+            {
+                null or "accuracy" => RewardKind.Accuracy,
+                "grad-sim" => RewardKind.GradSim,
+                var other => throw new InvalidDataException($"config.json: unknown reward '{other}'"),
+            },
             RewardInterval = I("reward_interval"), RewardSample = D("reward_sample"),
             MaxLr = D("max_lr"), DivFactor = D("div_factor"), FinalDivFactor = D("final_div_factor"), PctStart = D("pct_start"),
             Momentum = (float)D("momentum"), CycleMomentum = B("cycle_momentum"), WeightDecay = (float)D("weight_decay"),

@@ -94,14 +94,23 @@ public static class TrainCommands
         var maxTrain = new Option<int?>("--max-train-images") { Description = "use only the first N training images" };
         var maxTest = new Option<int?>("--max-test-images") { Description = "use only the first N test images" };
         var valFromTrain = new Option<int?>("--val-from-train") { Description = "reward on N held-out training images instead of the test set" };
+        var reward = new Option<string>("--reward")
+        {
+            Description = "the agent's reward (policy rl only): accuracy (eq. 5, every 50 steps) or grad-sim (cosine of the clean and mixed batch's saliency maps, every step)",
+            DefaultValueFactory = _ => "accuracy",
+        };
+        reward.AcceptOnlyFromAmong("accuracy", "grad-sim");
         var outOpt = OutOption();
         var noLive = NoLiveOption();
-        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt, noLive })
+        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt, noLive })
             if (fixedDataset == null || o != dataset) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             if (r.GetValue(device) == "cuda")
                 throw new CliException("--device cuda: this build has no CUDA backend yet; use --device cpu");
+            bool gradSim = r.GetValue(reward) == "grad-sim";
+            if (gradSim && r.GetValue(policy) != "rl")
+                throw new CliException($"--reward grad-sim: only the rl policy is rewarded, not --policy {r.GetValue(policy)}");
             if (!(r.GetValue(alpha) > 0)) throw new CliException($"--alpha must be positive, got {r.GetValue(alpha)}");
             string name = fixedDataset ?? r.GetValue(dataset)!;
             ulong s = r.GetValue(seed);
@@ -116,6 +125,7 @@ public static class TrainCommands
                 Mix = new MixOptions { Patches = r.GetValue(patches), Alpha = r.GetValue(alpha), DirichletPerImage = r.GetValue(perImage) },
                 Augmentation = new Augmentation(r.GetValue(cropPad)),
                 ValFromTrain = r.GetValue(valFromTrain),
+                Reward = gradSim ? RewardKind.GradSim : RewardKind.Accuracy,
             };
             return Run(new CpuBackend(), data, config, r.GetValue(outOpt), r.GetValue(noLive), name, name == "synthetic" ? null : r.GetValue(dataDir));
         });

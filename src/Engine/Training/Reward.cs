@@ -1,5 +1,14 @@
 namespace RlMixup.Engine.Training;
 
+/// <summary>What the agent is rewarded by (method notes, "Reward").</summary>
+public enum RewardKind
+{
+    /// <summary>Eq. 5: the scaled change of held-out accuracy every <see cref="TrainConfig.RewardInterval"/> steps (the paper).</summary>
+    Accuracy,
+    /// <summary>Option (C): every step, the cosine similarity of the clean and the mixed batch's pooled input-gradient maps.</summary>
+    GradSim,
+}
+
 /// <summary>
 /// The paper's reward (eq. 5): every <see cref="Interval"/> steps, r = (k/K)·(v − V), with v the
 /// top-1 accuracy on a fresh uniform sample of the held-out set, k the 1-based epoch, K the number
@@ -21,6 +30,39 @@ public sealed class RewardTracker(int interval = 50)
         double r = (double)epoch / epochs * (accuracy - Previous);
         Previous = accuracy;
         return r;
+    }
+}
+
+/// <summary>
+/// The grad-sim reward: the mean over the batch's images of cos(s_i, s′_i), where s_i is image i's
+/// saliency map from the saliency pass on the clean batch and s′_i the map pooled the same way from
+/// the training backward's input gradient on the mixed batch; each map is flattened to p·p values.
+/// A map with norm 0 gives cos = 0. Computed on the host, in double.
+/// </summary>
+public static class GradSimReward
+{
+    public static double Mean(ReadOnlySpan<float> clean, ReadOnlySpan<float> mixed, int images)
+    {
+        if (images < 1 || clean.Length != mixed.Length || clean.Length % images != 0)
+            throw new ArgumentException($"grad-sim reward: {clean.Length} and {mixed.Length} map values for {images} images");
+        int size = clean.Length / images;
+        double sum = 0;
+        for (int i = 0; i < images; i++) sum += Cosine(clean.Slice(i * size, size), mixed.Slice(i * size, size));
+        return sum / images;
+    }
+
+    /// <summary>cos(a, b) = a·b / (|a| |b|) in double; 0 when either norm is 0.</summary>
+    public static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        if (a.Length != b.Length) throw new ArgumentException($"cosine: vectors of {a.Length} and {b.Length} values");
+        double dot = 0, na = 0, nb = 0;
+        for (int k = 0; k < a.Length; k++)
+        {
+            dot += (double)a[k] * b[k];
+            na += (double)a[k] * a[k];
+            nb += (double)b[k] * b[k];
+        }
+        return na == 0 || nb == 0 ? 0 : dot / (Math.Sqrt(na) * Math.Sqrt(nb));
     }
 }
 

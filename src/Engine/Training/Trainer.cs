@@ -16,6 +16,8 @@ public sealed record TrainConfig
     public ulong Seed { get; init; }
     public MixOptions Mix { get; init; } = new();
     public Augmentation Augmentation { get; init; } = Augmentation.Default;
+    /// <summary>The agent's reward: eq. 5's accuracy change (the paper) or grad-sim, every step (rl policy only).</summary>
+    public RewardKind Reward { get; init; } = RewardKind.Accuracy;
     /// <summary>Steps between rewards (eq. 5).</summary>
     public int RewardInterval { get; init; } = 50;
     /// <summary>Share of the held-out set sampled, uniformly and afresh, for each reward.</summary>
@@ -54,7 +56,8 @@ public sealed record EpochResult(int Epoch, double TrainLoss, double TestTop1, d
 /// Algorithm 1 of the paper. Per batch, in this order: the clean augmented batch → saliency →
 /// observation → action → masks → mix (BatchMixer) → train step on the mixed batch (SGD-Nesterov,
 /// one-cycle lr per batch) → every RewardInterval steps the reward on a fresh sample of the
-/// held-out set, otherwise 0 → the step is handed to the agent (done on the last batch of an
+/// held-out set, otherwise 0 (with the grad-sim reward: every step, the cosine of the clean and the
+/// mixed batch's saliency maps, <see cref="GradSimReward"/>) → the step is handed to the agent (done on the last batch of an
 /// epoch) → PPO update when the rollout (two epochs) is full. Top-1 on the whole test set after
 /// every epoch.
 /// </summary>
@@ -70,6 +73,8 @@ public sealed partial class Trainer : IDisposable
     private long _step;
     /// <summary>The epoch in progress, between its first and last step; null at an epoch boundary.</summary>
     private EpochProgress? _epoch;
+    private Tensor? _mixedMaps;
+    private float[] _cleanMapsHost = [], _mixedMapsHost = [];
 
     public Trainer(IBackend backend, Dataset data, TrainConfig config)
     {
@@ -96,6 +101,8 @@ public sealed partial class Trainer : IDisposable
         Schedule = OneCycleSchedule.FromEpochs(config.Epochs, _train.BatchesPerEpoch, config.MaxLr, config.DivFactor, config.FinalDivFactor,
             config.PctStart, config.CycleMomentum);
         Sgd = new Sgd(Store, (float)Schedule.LearningRate(0), config.Momentum, config.WeightDecay, nesterov: true);
+        if (config.Reward != RewardKind.Accuracy && config.Policy != MixPolicy.Rl)
+            throw new ArgumentException($"the {config.Reward} reward needs the rl policy, not {config.Policy}");
         if (config.Policy == MixPolicy.Rl)
             Agent = new PpoAgent(backend, config.Ppo with { NSteps = 2 * _train.BatchesPerEpoch, Seed = config.Seed + 1 },
                 new Shape(config.BatchSize, config.Mix.Patches, config.Mix.Patches), config.BatchSize, config.Mix.Actions, config.AgentSizes);
@@ -141,6 +148,7 @@ public sealed partial class Trainer : IDisposable
         var e = _epoch ??= new EpochProgress(epoch, _train.Plan(_rng), Config.Mix.Actions);
         int steps = _train.BatchesPerEpoch, first = e.Done;
         var clock = Stopwatch.StartNew();
+        bool gradSim = Agent != null && Config.Reward == RewardKind.GradSim;
         while (e.Done < steps)
         {
             var batch = _train.FillBatch(e.Plan, e.Done, _rng);
@@ -151,14 +159,21 @@ public sealed partial class Trainer : IDisposable
             Schedule.Apply(Sgd, (int)(_step - 1));
             Store.ZeroGrad();
             e.LossSum += _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
-            Model.Backward(_loss.Backward());
+            var mixedInputGrad = Model.Backward(_loss.Backward(), inputGrad: gradSim);
+            double gradSimReward = gradSim ? GradSim(mixed.Observation!, mixedInputGrad!) : 0;
             Sgd.Step();
             e.Done++;
 
             if (Agent != null)
             {
                 double r = 0;
-                if (_reward.IsRewardStep(_step))
+                if (gradSim)
+                {
+                    r = gradSimReward;
+                    e.RewardSum += r;
+                    e.Rewards++;
+                }
+                else if (_reward.IsRewardStep(_step))
                 {
                     r = _reward.Reward(SampleTop1(), epoch, Config.Epochs);
                     e.RewardSum += r;
@@ -185,6 +200,20 @@ public sealed partial class Trainer : IDisposable
         LastTestTop1 = top1;
         return new EpochResult(epoch, e.LossSum / steps, top1, Sgd.LearningRate, e.Histogram, e.Rewards > 0 ? e.RewardSum / e.Rewards : 0, e.Rewards, e.Ppo,
             seconds, steps * Config.BatchSize / seconds);
+    }
+
+    /// <summary>
+    /// The grad-sim reward of a step: the mixed batch's input gradient pooled into (B,p,p) maps exactly
+    /// as the saliency pass pools the clean one, both downloaded, the mean per-image cosine on the host.
+    /// </summary>
+    private double GradSim(Tensor cleanMaps, Tensor mixedInputGrad)
+    {
+        if (_mixedMaps == null || _mixedMaps.Shape != cleanMaps.Shape) { _mixedMaps?.Dispose(); _mixedMaps = _b.Allocate(cleanMaps.Shape); }
+        _b.SaliencyMaps(_mixedMaps, mixedInputGrad);
+        if (_cleanMapsHost.Length != cleanMaps.Length) { _cleanMapsHost = new float[cleanMaps.Length]; _mixedMapsHost = new float[cleanMaps.Length]; }
+        cleanMaps.CopyTo(_cleanMapsHost);
+        _mixedMaps.CopyTo(_mixedMapsHost);
+        return GradSimReward.Mean(_cleanMapsHost, _mixedMapsHost, cleanMaps.Shape.N);
     }
 
     /// <summary>v of eq. 5: top-1 on a fresh uniform sample (without replacement) of the held-out set.</summary>
@@ -219,6 +248,7 @@ public sealed partial class Trainer : IDisposable
     public void Dispose()
     {
         Agent?.Dispose();
+        _mixedMaps?.Dispose();
         _train.Dispose();
     }
 

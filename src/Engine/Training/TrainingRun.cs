@@ -54,7 +54,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         }
         else RunConfig.Write(Path.Combine(Folder, "config.json"), Describe(trainer));
         log.WriteLine($"run folder {Path.GetFullPath(Folder)}");
-        log.WriteLine($"{data.Describe()}; policy {config.Policy.ToString().ToLowerInvariant()}, width {config.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
+        log.WriteLine($"{data.Describe()}; policy {config.Policy.ToString().ToLowerInvariant()}{(trainer.Agent != null ? $" (reward {RewardName(config.Reward)})" : "")}, width {config.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
         using var metrics = MetricsLog.Open(Path.Combine(Folder, "metrics.jsonl"), resume ? done : null);
         if (resume)
         {
@@ -125,6 +125,9 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         catch (InvalidDataException) { return null; }
     }
 
+    /// <summary>The reward's name in config.json and on the command line: accuracy or grad-sim.</summary>
+    public static string RewardName(RewardKind reward) => reward == RewardKind.GradSim ? "grad-sim" : "accuracy";
+
     private static EpochMetrics ToMetrics(EpochResult r) => new(r.Epoch, r.TrainLoss, r.TestTop1, r.LearningRate,
         [.. r.ActionHistogram.Select(c => (long)c)], r.RewardMean,
         r.Ppo == null ? null : new Dictionary<string, double>
@@ -146,7 +149,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
             ["patches"] = c.Mix.Patches, ["actions"] = c.Mix.Actions, ["alpha"] = c.Mix.Alpha, ["dirichlet_per_image"] = c.Mix.DirichletPerImage,
             ["baseline_alpha"] = c.Mix.BaselineAlpha, ["saliency_updates_bn_stats"] = c.Mix.SaliencyUpdatesBnStats,
             ["crop_pad"] = c.Augmentation.Padding, ["flip"] = c.Augmentation.Flip,
-            ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = c.ValFromTrain is int v ? $"{v} training images" : "test set",
+            ["reward"] = RewardName(c.Reward), ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = c.ValFromTrain is int v ? $"{v} training images" : "test set",
             ["max_lr"] = c.MaxLr, ["div_factor"] = c.DivFactor, ["final_div_factor"] = c.FinalDivFactor, ["pct_start"] = c.PctStart,
             ["momentum"] = c.Momentum, ["cycle_momentum"] = c.CycleMomentum, ["weight_decay"] = c.WeightDecay, ["nesterov"] = true,
             ["ppo_n_steps"] = t.Agent?.Config.NSteps, ["ppo_batch_size"] = c.Ppo.BatchSize, ["ppo_n_epochs"] = c.Ppo.NEpochs,

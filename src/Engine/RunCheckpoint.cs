@@ -1,0 +1,127 @@
+using System.Text.Json;
+using RlMixup.Core;
+using RlMixup.Core.IO;
+using RlMixup.Engine.Data;
+using RlMixup.Engine.Reports;
+using RlMixup.Models;
+
+namespace RlMixup.Engine;
+
+/// <summary>
+/// A trained classifier on disk, for `eval` and `visualize`: a model.safetensors file (or a run folder
+/// holding one) whose PreActResNet18 width and class count are read from the tensor shapes
+/// (conv1.weight is (w, 3, 3, 3), linear.weight (K, 8w); a "bn.weight" entry means the variant with
+/// the final BN-ReLU), and the run's config.json when one sits beside the model. Every problem is a
+/// <see cref="CliException"/> naming the file.
+/// </summary>
+public sealed class RunCheckpoint
+{
+    private RunCheckpoint(string modelPath, JsonElement? config, ParameterStore store, PreActResNet18 model, IReadOnlyDictionary<string, string> metadata)
+    {
+        ModelPath = modelPath;
+        Config = config;
+        Store = store;
+        Model = model;
+        Metadata = metadata;
+    }
+
+    public string ModelPath { get; }
+    /// <summary>The folder holding the model (the run folder when the model is a run's).</summary>
+    public string Folder => Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
+    /// <summary>config.json beside the model, or null when there is none.</summary>
+    public JsonElement? Config { get; }
+    public ParameterStore Store { get; }
+    public PreActResNet18 Model { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>Loads the classifier of <paramref name="path"/> (a model.safetensors or a folder holding one) onto <paramref name="backend"/>.</summary>
+    public static RunCheckpoint Open(string path, IBackend backend)
+    {
+        string modelPath = path;
+        if (Directory.Exists(path))
+        {
+            modelPath = Path.Combine(path, "model.safetensors");
+            if (!File.Exists(modelPath)) throw new CliException($"--checkpoint {path}: the folder holds no model.safetensors");
+        }
+        else if (!File.Exists(path)) throw new CliException($"--checkpoint {path}: no such file or folder");
+
+        SafetensorsFile file;
+        try { file = Safetensors.Read(modelPath); }
+        catch (Exception e) when (e is InvalidDataException or JsonException or IOException or ArgumentException or FormatException or OverflowException)
+        {
+            throw new CliException($"--checkpoint {modelPath}: not a safetensors model ({e.Message})");
+        }
+        var (width, classes, finalBn) = Architecture(file, modelPath);
+        var store = new ParameterStore();
+        var model = new PreActResNet18(store, width, classes, finalBnRelu: finalBn);
+        store.Materialize(backend, new Rng(0));
+        IReadOnlyDictionary<string, string> metadata;
+        try { metadata = ModelSafetensors.Load(modelPath, store); }
+        catch (InvalidDataException e)
+        {
+            throw new CliException($"--checkpoint {modelPath}: not a PreActResNet18 checkpoint ({e.Message})");
+        }
+
+        JsonElement? config = null;
+        string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, "config.json");
+        if (File.Exists(configPath))
+        {
+            try
+            {
+                config = RunConfig.Read(configPath);
+                if (config.Value.ValueKind != JsonValueKind.Object) throw new JsonException("not a JSON object");
+            }
+            catch (JsonException e) { throw new CliException($"{configPath}: unreadable run configuration ({e.Message})"); }
+        }
+        return new RunCheckpoint(modelPath, config, store, model, metadata);
+    }
+
+    /// <summary>Width, class count and final-BN variant from the tensor shapes.</summary>
+    private static (int Width, int Classes, bool FinalBn) Architecture(SafetensorsFile file, string path)
+    {
+        string Not(string why) => $"--checkpoint {path}: not a PreActResNet18 checkpoint ({why})";
+        long[] Shape(string name) => file.Tensors.TryGetValue(name, out var t) ? t.Shape : throw new CliException(Not($"no tensor '{name}'"));
+        var stem = Shape("conv1.weight");
+        if (stem.Length != 4 || stem[0] < 1 || stem[0] > 1 << 16 || stem[1] != 3 || stem[2] != 3 || stem[3] != 3)
+            throw new CliException(Not($"conv1.weight is [{string.Join(", ", stem)}], expected [width, 3, 3, 3]"));
+        int width = (int)stem[0];
+        var linear = Shape("linear.weight");
+        if (linear.Length != 2 || linear[1] != 8L * width || linear[0] < 1 || linear[0] > 1 << 20)
+            throw new CliException(Not($"linear.weight is [{string.Join(", ", linear)}], expected [classes, {8 * width}] for width {width}"));
+        return (width, (int)linear[0], file.Tensors.ContainsKey("bn.weight"));
+    }
+
+    /// <summary>A string entry of config.json, or null.</summary>
+    public string? ConfigString(string key) =>
+        Config is { } c && c.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    /// <summary>An integer entry of config.json, or null.</summary>
+    public long? ConfigInteger(string key) =>
+        Config is { } c && c.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long x) ? x : null;
+
+    /// <summary>
+    /// The dataset to evaluate on: <paramref name="name"/> (default: the run's, else synthetic) read from
+    /// <paramref name="dataRoot"/> (default: the run's data folder when the dataset is the run's, else
+    /// "data"), with the first <paramref name="maxTest"/> test images (default: as many as the run used when
+    /// the dataset is the run's). Synthetic data is regenerated from the run's data seed and class count
+    /// (else seed 0, 10 classes). Only the test split is read; the training split is left empty.
+    /// </summary>
+    public Dataset LoadTestData(string? name, string? dataRoot, int? maxTest) => LoadTestData(this, name, dataRoot, maxTest);
+
+    public static Dataset LoadTestData(RunCheckpoint? run, string? name, string? dataRoot, int? maxTest)
+    {
+        string? runDataset = run?.ConfigString("dataset");
+        name ??= runDataset ?? "synthetic";
+        if (!Dataset.Names.Contains(name)) throw new CliException($"--dataset {name}: expected one of {string.Join(", ", Dataset.Names)}");
+        bool same = runDataset == name;
+        int? test = maxTest ?? (same ? (int?)run!.ConfigInteger("test_images") : null);
+        if (name == "synthetic")
+        {
+            int classes = same ? (int)(run!.ConfigInteger("classes") ?? 10) : 10;
+            ulong seed = same && run!.Config!.Value.TryGetProperty("data_seed", out var s) && s.TryGetUInt64(out ulong u) ? u : 0;
+            return SyntheticData.Generate(train: 0, test: test ?? 2_000, classes, seed);
+        }
+        string root = dataRoot ?? (same ? run!.ConfigString("data_folder") : null) ?? "data";
+        return Dataset.Load(name, root, maxTrain: 0, maxTest: test);
+    }
+}

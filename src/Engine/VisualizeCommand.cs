@@ -1,0 +1,159 @@
+using System.CommandLine;
+using RlMixup.Core;
+using RlMixup.Core.Cpu;
+using RlMixup.Core.IO;
+using RlMixup.Engine.Data;
+using RlMixup.Engine.Reports;
+using RlMixup.Engine.Training;
+using RlMixup.Models;
+using RlMixup.Ppo;
+
+namespace RlMixup.Engine;
+
+/// <summary>
+/// `visualize`: the Appendix B figure (<see cref="MixupFigure"/>) for N test images. The input
+/// gradient is the real saliency pass of a classifier — freshly initialised, or a run's — with
+/// training-mode BN and frozen statistics; the actions are the run's PPO agent's when the run used the
+/// rl policy, otherwise uniform draws from the seeded Rng.
+/// </summary>
+public static class VisualizeCommand
+{
+    public const int MaxSamples = 64;
+
+    public static Command Create()
+    {
+        var cmd = new Command("visualize", "Draw the paper's Appendix B mix-up figure (image, saliency, kept cells, mix regions, mixed image) for N samples");
+        var samples = new Option<int>("--samples") { Description = $"number of samples (rows), 1..{MaxSamples}", DefaultValueFactory = _ => 8 };
+        var dataset = new Option<string?>("--dataset") { Description = "cifar100, cifar10 or synthetic (default: the checkpoint's run's; else synthetic)" };
+        dataset.AcceptOnlyFromAmong([.. Dataset.Names]);
+        var dataDir = new Option<string?>("--data") { Description = "folder holding the dataset (default: the run's data folder; else data)" };
+        var outOpt = new Option<string>("--out") { Description = "the PNG to write", DefaultValueFactory = _ => "mixup.png" };
+        var checkpoint = new Option<string?>("--checkpoint")
+        {
+            Description = "a run folder: its model.safetensors is the classifier, and for an rl run the agent in state.rlmt picks the actions",
+        };
+        var width = new Option<int>("--width") { Description = "width of the freshly initialised classifier (without --checkpoint)", DefaultValueFactory = _ => 64 };
+        width.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--width must be at least 1"); });
+        var seed = new Option<ulong>("--seed") { Description = "random seed: initialisation, the choice of images, uniform actions, partners and λ", DefaultValueFactory = _ => 0 };
+        foreach (var o in new Option[] { samples, dataset, dataDir, outOpt, checkpoint, width, seed }) cmd.Options.Add(o);
+        cmd.SetAction(r => Run(r.GetValue(samples), r.GetValue(dataset), r.GetValue(dataDir), r.GetValue(outOpt)!, r.GetValue(checkpoint),
+            r.GetValue(width), r.GetValue(seed), Console.Out));
+        return cmd;
+    }
+
+    public static int Run(int samples, string? datasetName, string? dataRoot, string outPath, string? checkpointPath, int width, ulong seed, TextWriter log)
+    {
+        if (samples < 1 || samples > MaxSamples) throw new CliException($"--samples must be in 1..{MaxSamples}, got {samples}");
+        using var cpu = new CpuBackend();
+        var rng = new Rng(seed);
+        var run = checkpointPath == null ? null : RunCheckpoint.Open(checkpointPath, cpu);
+        var data = RunCheckpoint.LoadTestData(run, datasetName, dataRoot, maxTest: null);
+
+        // The classifier.
+        PreActResNet18 model;
+        if (run != null)
+        {
+            model = run.Model;
+            if (data.Classes != model.Classes)
+                throw new CliException($"--checkpoint {run.ModelPath}: the model has {model.Classes} classes, {data.Name} has {data.Classes}");
+            string epoch = run.Metadata.TryGetValue("epoch", out var e) ? $", epoch {e}" : "";
+            log.WriteLine($"classifier: {run.ModelPath} (PreActResNet18, width {model.Width}, {model.Classes} classes{epoch})");
+        }
+        else
+        {
+            model = new PreActResNet18(new ParameterStore(), width, data.Classes);
+            model.Store.Materialize(cpu, rng);
+            log.WriteLine($"classifier: freshly initialised PreActResNet18 (width {width}, {data.Classes} classes, seed {seed})");
+        }
+
+        // The actions' source: the run's agent for an rl run, else uniform draws.
+        var config = run?.Config is { } json ? ReadConfig(json, run.ModelPath) : null;
+        int patches = config?.Mix.Patches ?? 16, actions = config?.Mix.Actions ?? 10;
+        float alpha = (float)(config?.Mix.Alpha ?? 0.5);
+        using var agent = config != null && config.Policy == MixPolicy.Rl ? LoadAgent(run!, config, cpu, log) : null;
+        int batch = agent?.ActionDims ?? samples;
+        if (samples > batch)
+            throw new CliException($"--samples {samples}: the run's agent acts on batches of {batch} images; ask for at most {batch}");
+        if (batch > data.Test.Count)
+            throw new CliException($"--samples {samples}: {data.Name}'s test split has only {data.Test.Count} images, {batch} are needed");
+        if (agent == null)
+            log.WriteLine($"actions: drawn uniformly from the seeded Rng (seed {seed}){(run == null ? ", no trained agent" : $", the run's policy is {config?.Policy.ToString().ToLowerInvariant() ?? "unknown"}")}");
+
+        // A batch of test images chosen by the seed, and the saliency pass on it.
+        int[] indices = rng.Permutation(data.Test.Count)[..batch];
+        float[] inputGrad = SaliencyPass(cpu, model, data.Test, indices);
+        int[] chosen;
+        if (agent != null)
+        {
+            using var grad = cpu.Allocate(new Shape(batch, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
+            using var maps = cpu.Allocate(new Shape(batch, patches, patches));
+            grad.CopyFrom(inputGrad);
+            cpu.SaliencyMaps(maps, grad);
+            chosen = agent.Predict(maps, deterministic: false);
+        }
+        else chosen = [.. Enumerable.Range(0, batch).Select(_ => rng.NextInt(actions))];
+        float[] percentiles = [.. chosen.Select(a => 99f * a / (actions - 1))];
+
+        var figure = MixupFigurePipeline.Run(data.Test, indices, data.ClassNames, inputGrad, percentiles, alpha, rng, patches);
+        MixupFigureLayout layout;
+        try { layout = MixupFigure.Write(outPath, figure, samples); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--out {outPath}: cannot write there ({ex.Message})");
+        }
+        log.WriteLine($"wrote {outPath}: {samples} samples of {data.Name} ({layout.Width}×{layout.Height} pixels)");
+        return 0;
+    }
+
+    /// <summary>
+    /// ∂loss/∂x of the clean batch (normalised, one-hot targets) as the trainer's saliency pass takes it:
+    /// training-mode BN on the batch's statistics, running statistics left alone, no weight gradient.
+    /// </summary>
+    public static float[] SaliencyPass(IBackend backend, PreActResNet18 model, ImageSet set, int[] indices)
+    {
+        int n = indices.Length;
+        using var x = backend.Allocate(new Shape(n, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
+        using var y = backend.Allocate(new Shape(n, set.Classes));
+        new CpuBatchSource(backend, set).Fill(x, y, indices, []);
+        var loss = new SoftTargetLoss();
+        loss.Forward(model.Forward(x, Mode.TrainFrozenStats), y);
+        return model.Backward(loss.Backward(), weightGrads: false, inputGrad: true)!.ToArray();
+    }
+
+    private static TrainConfig ReadConfig(System.Text.Json.JsonElement json, string modelPath)
+    {
+        try { return ResumeCommand.ToConfig(json); }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException or InvalidDataException)
+        {
+            throw new CliException($"--checkpoint {modelPath}: the config.json beside it is not a run configuration ({e.Message})");
+        }
+    }
+
+    /// <summary>The run's PPO agent from state.rlmt, or null (with a note) when the run has none.</summary>
+    private static PpoAgent? LoadAgent(RunCheckpoint run, TrainConfig config, IBackend backend, TextWriter log)
+    {
+        string statePath = Path.Combine(run.Folder, Trainer.StateFile);
+        if (!File.Exists(statePath))
+        {
+            log.WriteLine($"the rl run has no {Trainer.StateFile}: no trained agent to ask");
+            return null;
+        }
+        int nSteps = (int)(run.ConfigInteger("ppo_n_steps") ?? 2 * (run.ConfigInteger("steps_per_epoch") ?? 1));
+        int p = config.Mix.Patches;
+        var agent = new PpoAgent(backend, config.Ppo with { NSteps = nSteps, Seed = config.Seed + 1 },
+            new Shape(config.BatchSize, p, p), config.BatchSize, config.Mix.Actions, config.AgentSizes);
+        try
+        {
+            var file = TensorFile.Read(statePath);
+            agent.LoadCheckpoint(file, "agent/", statePath);
+            int epoch = (int)ExactFloats.ToLong(file["checkpoint.epoch"].Data, "checkpoint.epoch");
+            log.WriteLine($"actions: sampled by the run's PPO agent ({statePath}, epoch {epoch})");
+        }
+        catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or IOException)
+        {
+            agent.Dispose();
+            throw new CliException($"{statePath}: cannot restore the agent ({e.Message})");
+        }
+        return agent;
+    }
+}
