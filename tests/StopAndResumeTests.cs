@@ -48,11 +48,11 @@ public partial class StopAndResumeTests
     }
 
     /// <summary>Trains (or resumes) the tiny run in <paramref name="dir"/>, asking it to stop once global step s is done; true when it stopped early.</summary>
-    private static bool Train(string dir, bool resume, long? stopAfterGlobalStep)
+    private static bool Train(string dir, bool resume, long? stopAfterGlobalStep, TrainConfig? fresh = null)
     {
         using var b = new CpuBackend(2);
         using var stop = new CancellationTokenSource();
-        var (config, data, dataFolder, dataSeed) = resume ? ResumeCommand.Load(dir) : (Tiny, Data(), null, Tiny.Seed);
+        var (config, data, dataFolder, dataSeed) = resume ? ResumeCommand.Load(dir) : (fresh ?? Tiny, Data(), null, Tiny.Seed);
         var run = new TrainingRun(b, data, config, dir, TextWriter.Null)
         {
             DataFolder = dataFolder, DataSeed = dataSeed, Stop = stop.Token,
@@ -109,6 +109,28 @@ public partial class StopAndResumeTests
             Assert.That(Directory.GetFiles(dir, "*.tmp*"), Is.Empty);
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void AGradSimRunStoppedMidEpochAndResumedEqualsTheUninterruptedRun()
+    {
+        // grad-sim rewards every step, so the checkpoint after step 7 holds a partial reward sum of 2 steps.
+        var gradSim = Tiny with { Epochs = 2, Reward = RewardKind.GradSim };
+        string whole = TempDir(), dir = TempDir();
+        try
+        {
+            Assert.That(Train(whole, resume: false, stopAfterGlobalStep: null, gradSim), Is.False);
+            Assert.That(Train(dir, resume: false, stopAfterGlobalStep: 7, gradSim), Is.True);
+            Assert.That(Limbs(dir, "epoch.rewards"), Is.EqualTo(2));
+            Assert.That(Train(dir, resume: true, stopAfterGlobalStep: null), Is.False);
+            Assert.That(Metrics(dir), Has.Length.EqualTo(2));
+            Assert.That(Metrics(dir), Is.EqualTo(Metrics(whole)).AsCollection);
+            Assert.That(File.ReadAllBytes(Path.Combine(dir, Trainer.StateFile)), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole, Trainer.StateFile))));
+        }
+        finally
+        {
+            foreach (var d in new[] { whole, dir }) if (Directory.Exists(d)) Directory.Delete(d, true);
+        }
     }
 
     [Test]
