@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using RlMixup.Core.Cpu;
 using RlMixup.Engine.Data;
+using RlMixup.Engine.Display;
 using RlMixup.Engine.Reports;
 using RlMixup.Engine.Training;
 using RlMixup.Models;
@@ -11,32 +12,39 @@ namespace RlMixup.Engine;
 
 /// <summary>
 /// `resume RUN_DIR`: rebuilds the run's configuration and dataset from its config.json, restores the
-/// last complete checkpoint (state.rlmt), truncates metrics.jsonl to that epoch and trains on to the
-/// configured number of epochs.
+/// last complete checkpoint (state.rlmt: an epoch's end, or the step where Ctrl-C stopped the run),
+/// truncates metrics.jsonl to the last finished epoch and trains on to the configured number of epochs.
 /// </summary>
 public static class ResumeCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("resume", "Continue an interrupted run from its last complete epoch (bit for bit as if never stopped)");
+        var cmd = new Command("resume", "Continue an interrupted run from its last checkpoint: an epoch's end, or the step Ctrl-C stopped it after (bit for bit as if never stopped)");
         var folder = new Argument<string>("RUN_DIR") { Description = "the run folder (holds config.json and state.rlmt)" };
+        var noLive = TrainCommands.NoLiveOption();
         cmd.Arguments.Add(folder);
-        cmd.SetAction(r => Resume(r.GetValue(folder)!, Console.Out));
+        cmd.Options.Add(noLive);
+        cmd.SetAction(r => Resume(r.GetValue(folder)!, r.GetValue(noLive)));
         return cmd;
     }
 
-    public static int Resume(string folder, TextWriter log)
+    /// <summary>Resumes the run in <paramref name="folder"/>; 0 when it reached its end, 130 when a signal stopped it again.</summary>
+    public static int Resume(string folder, bool plain)
     {
         var (config, data, dataFolder, dataSeed) = Load(folder);
         try
         {
-            new TrainingRun(new CpuBackend(), data, config, folder, log) { DataFolder = dataFolder, DataSeed = dataSeed }.Resume();
+            return RunWatcher.Run(folder, plain, (log, onStep, stop) =>
+            {
+                var run = new TrainingRun(new CpuBackend(), data, config, folder, log) { DataFolder = dataFolder, DataSeed = dataSeed, Progress = onStep, Stop = stop };
+                run.Resume();
+                return run.Interrupted;
+            });
         }
         catch (InvalidDataException e)
         {
             throw new CliException($"resume {folder}: {e.Message}");
         }
-        return 0;
     }
 
     /// <summary>The configuration and dataset recorded in folder/config.json; a missing or unreadable run is a <see cref="CliException"/>.</summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using RlMixup.Core;
 using RlMixup.Core.Cpu;
 using RlMixup.Engine.Data;
+using RlMixup.Engine.Display;
 using RlMixup.Engine.Training;
 using RlMixup.Models;
 
@@ -27,14 +28,16 @@ public static class TrainCommands
         var cmd = new Command("demo", "Train RL-Mixup on the embedded synthetic dataset (CPU: reduced width, epochs and agent; finishes in a few minutes)");
         var outOpt = OutOption();
         var seedOpt = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
+        var noLive = NoLiveOption();
         cmd.Options.Add(outOpt);
         cmd.Options.Add(seedOpt);
+        cmd.Options.Add(noLive);
         cmd.SetAction(r =>
         {
             var config = CpuDemo with { Seed = r.GetValue(seedOpt) };
             var data = SyntheticData.Generate(train: 5000, test: 1000, classes: 10, seed: config.Seed);
             Console.WriteLine("demo: no CUDA backend in this build, running on the CPU with a reduced configuration");
-            return Run(new CpuBackend(), data, config, r.GetValue(outOpt));
+            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), r.GetValue(noLive));
         });
         return cmd;
     }
@@ -98,7 +101,8 @@ public static class TrainCommands
         };
         reward.AcceptOnlyFromAmong("accuracy", "grad-sim");
         var outOpt = OutOption();
-        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt })
+        var noLive = NoLiveOption();
+        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt, noLive })
             if (fixedDataset == null || o != dataset) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -123,7 +127,7 @@ public static class TrainCommands
                 ValFromTrain = r.GetValue(valFromTrain),
                 Reward = gradSim ? RewardKind.GradSim : RewardKind.Accuracy,
             };
-            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), name, name == "synthetic" ? null : r.GetValue(dataDir));
+            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), r.GetValue(noLive), name, name == "synthetic" ? null : r.GetValue(dataDir));
         });
         return cmd;
     }
@@ -145,7 +149,11 @@ public static class TrainCommands
     private static Option<string?> OutOption() =>
         new("--out") { Description = "run folder (default runs/<dataset>-<policy>-<timestamp>)" };
 
-    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, string? datasetName = null, string? dataFolder = null)
+    /// <summary>--no-live: plain progress lines even on an interactive terminal (they are the default when output is redirected).</summary>
+    public static Option<bool> NoLiveOption() =>
+        new("--no-live") { Description = "print plain progress lines instead of the live panel (automatic when output is redirected)" };
+
+    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, bool plain, string? datasetName = null, string? dataFolder = null)
     {
         string folder = outDir ?? Path.Combine("runs",
             $"{datasetName ?? data.Name}-{config.Policy.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -160,8 +168,12 @@ public static class TrainCommands
         {
             throw new CliException($"--out {folder}: cannot write there ({e.Message})");
         }
-        new TrainingRun(backend, data, config, folder, Console.Out) { DataFolder = dataFolder }.Run();
-        return 0;
+        return RunWatcher.Run(folder, plain, (log, onStep, stop) =>
+        {
+            var run = new TrainingRun(backend, data, config, folder, log) { DataFolder = dataFolder, Progress = onStep, Stop = stop };
+            run.Run();
+            return run.Interrupted;
+        });
     }
 }
 

@@ -150,6 +150,7 @@ public readonly record struct Batch(int Index, int[] Indices, Tensor X, Tensor T
 public sealed class DataLoader : IDisposable
 {
     private readonly Tensor _x, _targets;
+    private readonly CropFlip[] _aug;
 
     public DataLoader(IBatchSource source, int batchSize, bool shuffle, bool dropLast, Augmentation? augmentation)
     {
@@ -157,6 +158,7 @@ public sealed class DataLoader : IDisposable
         Source = source; BatchSize = batchSize; Shuffle = shuffle; DropLast = dropLast; Augmentation = augmentation;
         _x = source.Backend.Allocate(new Shape(batchSize, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
         _targets = source.Backend.Allocate(new Shape(batchSize, source.Classes));
+        _aug = new CropFlip[batchSize];
     }
 
     /// <summary>method.md's training loader: shuffled, drop-last, crop (padding 2 unless given) and flip.</summary>
@@ -197,19 +199,25 @@ public sealed class DataLoader : IDisposable
     public IEnumerable<Batch> Epoch(Rng? rng)
     {
         var plan = Plan(rng);
-        var aug = new CropFlip[BatchSize];
-        for (int b = 0; b < plan.Count; b++) yield return FillBatch(b, plan[b], rng, aug);
+        for (int b = 0; b < plan.Count; b++) yield return FillBatch(plan, b, rng);
     }
 
-    private Batch FillBatch(int b, int[] idx, Rng? rng, CropFlip[] aug)
+    /// <summary>
+    /// Batch <paramref name="b"/> of an epoch's <paramref name="plan"/>: draws its augmentation from
+    /// <paramref name="rng"/> and fills it. Filling the batches of a plan in order is what
+    /// <see cref="Epoch"/> does; starting at a later batch continues an epoch stopped after the one before.
+    /// </summary>
+    public Batch FillBatch(IReadOnlyList<int[]> plan, int b, Rng? rng)
     {
+        int[] idx = plan[b];
         int n = idx.Length;
+        if (n > BatchSize) throw new ArgumentException($"batch {b} of the plan holds {n} images, the loader's batch is {BatchSize}");
         var x = n == BatchSize ? _x : _x.View(0, new Shape(n, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
         var t = n == BatchSize ? _targets : _targets.View(0, new Shape(n, Source.Classes));
         Span<CropFlip> a = [];
         if (Augmentation is { } augmentation)
         {
-            a = aug.AsSpan(0, n);
+            a = _aug.AsSpan(0, n);
             augmentation.Draw(rng ?? throw new ArgumentNullException(nameof(rng), "an augmenting loader needs the run's Rng"), a);
         }
         Source.Fill(x, t, idx, a);

@@ -39,6 +39,15 @@ public sealed record TrainConfig
     public ActorCriticSizes? AgentSizes { get; init; }
 }
 
+/// <summary>
+/// A snapshot after one training step: epoch k of K, the step within the epoch and the global step
+/// (both 1-based), the epoch's mean training loss so far, the learning rate, the test top-1 of the
+/// last finished epoch (NaN before the first), the epoch's action counts so far (a copy) and the
+/// throughput of the epoch so far.
+/// </summary>
+public sealed record StepProgress(int Epoch, int Epochs, int Step, int StepsPerEpoch, long GlobalStep, double TrainLoss,
+    double LearningRate, double LastTestTop1, int[] ActionHistogram, double ImagesPerSecond);
+
 /// <summary>One epoch's summary: what metrics.jsonl records.</summary>
 public sealed record EpochResult(int Epoch, double TrainLoss, double TestTop1, double LearningRate, int[] ActionHistogram,
     double RewardMean, int Rewards, PpoUpdateStats? Ppo, double Seconds, double ImagesPerSecond);
@@ -62,6 +71,8 @@ public sealed partial class Trainer : IDisposable
     private readonly SoftTargetLoss _loss = new();
     private readonly RewardTracker _reward;
     private long _step;
+    /// <summary>The epoch in progress, between its first and last step; null at an epoch boundary.</summary>
+    private EpochProgress? _epoch;
     private Tensor? _mixedMaps;
     private float[] _cleanMapsHost = [], _mixedMapsHost = [];
 
@@ -111,28 +122,47 @@ public sealed partial class Trainer : IDisposable
     public BatchMixer Mixer { get; }
     public int BatchesPerEpoch => _train.BatchesPerEpoch;
 
+    /// <summary>Called after every training step with a snapshot of the epoch so far (on the training thread; keep it cheap).</summary>
+    public Action<StepProgress>? Progress { get; set; }
+
+    /// <summary>Top-1 on the test set after the last finished epoch (NaN before the first); shown by progress displays.</summary>
+    public double LastTestTop1 { get; set; } = double.NaN;
+
+    /// <summary>Steps already run in the epoch in progress, or null at an epoch boundary.</summary>
+    public int? StepsIntoEpoch => _epoch?.Done;
+
     /// <summary>Runs epoch k (1-based) of Algorithm 1 and evaluates on the test set.</summary>
-    public EpochResult RunEpoch(int epoch)
+    public EpochResult RunEpoch(int epoch) => RunEpoch(epoch, CancellationToken.None)!;
+
+    /// <summary>
+    /// Runs epoch k (1-based) of Algorithm 1, or the rest of it when the trainer holds that epoch's
+    /// progress (stopped, or restored from a mid-epoch checkpoint), and evaluates on the test set.
+    /// <paramref name="stop"/> is looked at after every step but the epoch's last: when it is set the
+    /// epoch stops there, its progress is kept (see <see cref="SaveState"/>) and the result is null.
+    /// </summary>
+    public EpochResult? RunEpoch(int epoch, CancellationToken stop)
     {
+        if (_epoch != null && _epoch.Epoch != epoch)
+            throw new InvalidOperationException($"epoch {_epoch.Epoch} is in progress ({_epoch.Done} steps run); cannot run epoch {epoch}");
+        // The shuffle is drawn before the epoch's first batch, each batch's augmentation just before it.
+        var e = _epoch ??= new EpochProgress(epoch, _train.Plan(_rng), Config.Mix.Actions);
+        int steps = _train.BatchesPerEpoch, first = e.Done;
         var clock = Stopwatch.StartNew();
-        var hist = new int[Config.Mix.Actions];
-        double lossSum = 0, rewardSum = 0;
-        int batches = 0, rewards = 0;
-        PpoUpdateStats? ppo = null;
         bool gradSim = Agent != null && Config.Reward == RewardKind.GradSim;
-        foreach (var batch in _train.Epoch(_rng))
+        while (e.Done < steps)
         {
+            var batch = _train.FillBatch(e.Plan, e.Done, _rng);
             _step++;
             var mixed = Mixer.Mix(batch.X, batch.Targets);
-            if (mixed.Actions != null) foreach (int a in mixed.Actions) hist[a]++;
+            if (mixed.Actions != null) foreach (int a in mixed.Actions) e.Histogram[a]++;
 
             Schedule.Apply(Sgd, (int)(_step - 1));
             Store.ZeroGrad();
-            lossSum += _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
+            e.LossSum += _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
             var mixedInputGrad = Model.Backward(_loss.Backward(), inputGrad: gradSim);
             double gradSimReward = gradSim ? GradSim(mixed.Observation!, mixedInputGrad!) : 0;
             Sgd.Step();
-            batches++;
+            e.Done++;
 
             if (Agent != null)
             {
@@ -140,23 +170,36 @@ public sealed partial class Trainer : IDisposable
                 if (gradSim)
                 {
                     r = gradSimReward;
-                    rewardSum += r;
-                    rewards++;
+                    e.RewardSum += r;
+                    e.Rewards++;
                 }
                 else if (_reward.IsRewardStep(_step))
                 {
                     r = _reward.Reward(SampleTop1(), epoch, Config.Epochs);
-                    rewardSum += r;
-                    rewards++;
+                    e.RewardSum += r;
+                    e.Rewards++;
                 }
-                Agent.Observe((float)r, done: batches == _train.BatchesPerEpoch);
-                if (Agent.RolloutFull) ppo = Agent.Update(null);
+                Agent.Observe((float)r, done: e.Done == steps);
+                if (Agent.RolloutFull) e.Ppo = Agent.Update(null);
+            }
+            if (Progress != null)
+            {
+                double s = clock.Elapsed.TotalSeconds;
+                Progress(new StepProgress(epoch, Config.Epochs, e.Done, steps, _step, e.LossSum / e.Done, Sgd.LearningRate, LastTestTop1,
+                    [.. e.Histogram], s > 0 ? (e.Done - first) * Config.BatchSize / s : 0));
+            }
+            if (e.Done < steps && stop.IsCancellationRequested)
+            {
+                e.Seconds += clock.Elapsed.TotalSeconds;
+                return null;
             }
         }
-        double seconds = clock.Elapsed.TotalSeconds;
+        _epoch = null;
+        double seconds = e.Seconds + clock.Elapsed.TotalSeconds;
         double top1 = Top1(_test, Enumerable.Range(0, _test.Count).ToArray());
-        return new EpochResult(epoch, lossSum / batches, top1, Sgd.LearningRate, hist, rewards > 0 ? rewardSum / rewards : 0, rewards, ppo,
-            seconds, batches * Config.BatchSize / seconds);
+        LastTestTop1 = top1;
+        return new EpochResult(epoch, e.LossSum / steps, top1, Sgd.LearningRate, e.Histogram, e.Rewards > 0 ? e.RewardSum / e.Rewards : 0, e.Rewards, e.Ppo,
+            seconds, steps * Config.BatchSize / seconds);
     }
 
     /// <summary>
@@ -207,5 +250,20 @@ public sealed partial class Trainer : IDisposable
         Agent?.Dispose();
         _mixedMaps?.Dispose();
         _train.Dispose();
+    }
+
+    /// <summary>An epoch between its first and last step: its batch plan, the steps run and the sums so far.</summary>
+    private sealed class EpochProgress(int epoch, List<int[]> plan, int actions)
+    {
+        public int Epoch { get; } = epoch;
+        public List<int[]> Plan { get; } = plan;
+        public int Done { get; set; }
+        public double LossSum { get; set; }
+        public double RewardSum { get; set; }
+        public int Rewards { get; set; }
+        public int[] Histogram { get; } = new int[actions];
+        public PpoUpdateStats? Ppo { get; set; }
+        /// <summary>Training seconds spent in the epoch before this call (timing only; not part of the result's bits).</summary>
+        public double Seconds { get; set; }
     }
 }

@@ -23,6 +23,18 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
     /// <summary>The seed synthetic data was generated with (recorded in config.json).</summary>
     public ulong DataSeed { get; init; } = config.Seed;
 
+    /// <summary>Handed a snapshot after every training step (see <see cref="Trainer.Progress"/>).</summary>
+    public Action<StepProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// A request to stop (Ctrl-C): the run finishes the step in progress, writes its checkpoint
+    /// (mid-epoch when the epoch is not over) and returns with <see cref="Interrupted"/> set.
+    /// </summary>
+    public CancellationToken Stop { get; init; }
+
+    /// <summary>True when the last Run or Resume ended on <see cref="Stop"/> before the configured epochs.</summary>
+    public bool Interrupted { get; private set; }
+
     /// <summary>Runs every epoch from the start; <paramref name="stopAfterEpoch"/> ends early, as an interruption would.</summary>
     public IReadOnlyList<EpochMetrics> Run(int? stopAfterEpoch = null) => Execute(resume: false, stopAfterEpoch);
 
@@ -32,7 +44,8 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
     private IReadOnlyList<EpochMetrics> Execute(bool resume, int? stopAfterEpoch)
     {
         Directory.CreateDirectory(Folder);
-        using var trainer = new Trainer(backend, data, config);
+        using var trainer = new Trainer(backend, data, config) { Progress = Progress };
+        Interrupted = false;
         int done = 0;
         if (resume)
         {
@@ -47,33 +60,47 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         {
             if (metrics.Epochs.Count != done || metrics.Epochs.Select(m => m.Epoch).Where((e, i) => e != i + 1).Any())
                 throw new InvalidDataException($"{Path.Combine(Folder, "metrics.jsonl")}: holds epochs [{string.Join(",", metrics.Epochs.Select(m => m.Epoch))}], the checkpoint closed epoch {done}");
-            if (ModelEpoch(Path.Combine(Folder, "model.safetensors")) != done) WriteModel(trainer, done);
-            log.WriteLine(done >= config.Epochs
-                ? $"the run is already complete ({done} of {config.Epochs} epochs); nothing to do"
+            if (done > 0 && ModelEpoch(Path.Combine(Folder, "model.safetensors")) != done) WriteModel(trainer, done);
+            if (done > 0) trainer.LastTestTop1 = metrics.Epochs[^1].TestTop1;
+            log.WriteLine(done >= config.Epochs ? $"the run is already complete ({done} of {config.Epochs} epochs); nothing to do"
+                : trainer.StepsIntoEpoch is int s ? $"resuming in epoch {done + 1} of {config.Epochs} after step {s} of {trainer.BatchesPerEpoch}"
                 : $"resuming after epoch {done} of {config.Epochs}");
         }
         var total = Stopwatch.StartNew();
         for (int epoch = done + 1; epoch <= Math.Min(config.Epochs, stopAfterEpoch ?? int.MaxValue); epoch++)
         {
-            var r = trainer.RunEpoch(epoch);
+            if (trainer.RunEpoch(epoch, Stop) is not { } r)
+            {
+                // Stopped inside the epoch: checkpoint there; model.safetensors keeps the last finished epoch.
+                trainer.SaveState(Folder);
+                Interrupted = true;
+                log.WriteLine($"stopped in epoch {epoch} of {config.Epochs} after step {trainer.StepsIntoEpoch} of {trainer.BatchesPerEpoch}; " +
+                    $"checkpoint in {Path.Combine(Folder, Trainer.StateFile)}; continue with: rlmixup resume {Folder}");
+                return metrics.Epochs;
+            }
             if (!double.IsFinite(r.TrainLoss))
                 throw new InvalidOperationException($"epoch {epoch}: the training loss is {r.TrainLoss}; stopping (try a lower learning rate)");
             metrics.Append(ToMetrics(r));
             TrainingPlots.WriteCurves(Path.Combine(Folder, "curves.png"), metrics.Epochs);
             TrainingPlots.WriteActionHeatmap(Path.Combine(Folder, "actions.png"), metrics.Epochs);
             // state.rlmt first: its rename commits the epoch; model.safetensors is an export rewritten on resume if it lags.
-            trainer.SaveState(Folder, epoch);
+            trainer.SaveState(Folder);
             WriteModel(trainer, epoch);
             string ppo = r.Ppo == null ? "" : $", ppo update (kl {r.Ppo.ApproxKl:F4}, clip {r.Ppo.ClipFraction:F2}, ev {r.Ppo.ExplainedVariance:F2})";
             log.WriteLine($"epoch {epoch}/{config.Epochs}: loss {r.TrainLoss:F4}, test top-1 {100 * r.TestTop1:F2}%, lr {r.LearningRate:F4}, " +
                 $"{r.ImagesPerSecond:F0} images/s, {r.Seconds:F1} s{(r.Rewards > 0 ? $", mean reward {r.RewardMean:+0.0000;-0.0000}" : "")}{ppo}");
+            if (Stop.IsCancellationRequested && epoch < config.Epochs)
+            {
+                Interrupted = true;
+                break;
+            }
         }
         if (metrics.Epochs.Count > 0 && metrics.Epochs.Count == config.Epochs)
         {
             var last = metrics.Epochs[^1];
             log.WriteLine($"done in {total.Elapsed.TotalSeconds:F0} s: final test top-1 {100 * last.TestTop1:F2}% (best {100 * metrics.Epochs.Max(m => m.TestTop1):F2}%); outputs in {Path.GetFullPath(Folder)}");
         }
-        else log.WriteLine($"stopped after epoch {metrics.Epochs.Count} of {config.Epochs}; continue with: rlmixup resume {Folder}");
+        else log.WriteLine($"stopped after epoch {metrics.Epochs.Count} of {config.Epochs}; checkpoint in {Path.Combine(Folder, Trainer.StateFile)}; continue with: rlmixup resume {Folder}");
         return metrics.Epochs;
     }
 
