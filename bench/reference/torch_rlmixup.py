@@ -286,14 +286,15 @@ def main():
             totals.append((time.perf_counter() - start) * 1e3)
 
     ppo = []
-    for _ in range(args.ppo_repeats):
+    for repeat in range(args.ppo_repeats + 1):  # the first update is an untimed warmup
         while len(buffer["obs"]) < rollout:
             policy(torch.rand(B, P, P, device=dev) * 2 / (P * P))
         sync()
         t = time.perf_counter()
         ppo_epoch()
         sync()
-        ppo.append((time.perf_counter() - t) * 1e3 * PPO_EPOCHS / rollout)
+        if repeat > 0:
+            ppo.append((time.perf_counter() - t) * 1e3 * PPO_EPOCHS / rollout)
         for k in buffer:
             buffer[k].clear()
 

@@ -21,7 +21,7 @@ public sealed record BenchOptions
     public int EpochImages { get; init; } = 50_000;
     /// <summary>Observations in the rollout whose PPO update is timed (one epoch over it).</summary>
     public int PpoRollout { get; init; } = 100;
-    /// <summary>How many rollouts are collected and updated on for the PPO median.</summary>
+    /// <summary>How many rollouts are collected and updated on for the PPO median (after one untimed warmup update).</summary>
     public int PpoRepeats { get; init; } = 1;
     public ulong Seed { get; init; }
     /// <summary>The agent's widths (the paper's unless given; tests use small ones).</summary>
@@ -140,9 +140,12 @@ public static class StepBench
         var ppoSamples = new List<double>();
         var fill = backend.Allocate(new Shape(o.Batch, patches, patches));
         var fillHost = new float[fill.Length];
-        for (int repeat = 0; repeat < o.PpoRepeats; repeat++)
+        // The first update is untimed: it allocates the minibatch tensors and warms every path.
+        for (int repeat = 0; repeat <= o.PpoRepeats; repeat++)
         {
-            progress?.WriteLine($"PPO: rollout of {rollout} observations, one epoch of updates ({repeat + 1}/{o.PpoRepeats})");
+            progress?.WriteLine(repeat == 0
+                ? $"PPO: rollout of {rollout} observations, one untimed epoch of updates (warmup)"
+                : $"PPO: rollout of {rollout} observations, one epoch of updates ({repeat}/{o.PpoRepeats})");
             while (!agent.RolloutFull)
             {
                 for (int i = 0; i < fillHost.Length; i++) fillHost[i] = (float)rng.NextDouble() * 2f / (patches * patches);
@@ -155,7 +158,7 @@ public static class StepBench
             long t0 = Stopwatch.GetTimestamp();
             agent.Update(null);
             backend.Synchronize();
-            ppoSamples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds * ppoConfig.NEpochs / rollout);
+            if (repeat > 0) ppoSamples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds * ppoConfig.NEpochs / rollout);
         }
         fill.Dispose();
 
