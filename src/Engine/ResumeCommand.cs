@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using RlMixup.Core.Cpu;
 using RlMixup.Engine.Data;
 using RlMixup.Engine.Reports;
 using RlMixup.Engine.Training;
@@ -20,17 +19,31 @@ public static class ResumeCommand
     {
         var cmd = new Command("resume", "Continue an interrupted run from its last complete epoch (bit for bit as if never stopped)");
         var folder = new Argument<string>("RUN_DIR") { Description = "the run folder (holds config.json and state.rlmt)" };
+        var device = new Option<string?>("--device") { Description = "cpu, cuda or auto (default: the device the run was started on)" };
+        device.AcceptOnlyFromAmong(Backends.DeviceNames);
+        var noTf32 = TrainCommands.NoTf32Option();
         cmd.Arguments.Add(folder);
-        cmd.SetAction(r => Resume(r.GetValue(folder)!, Console.Out));
+        cmd.Options.Add(device);
+        cmd.Options.Add(noTf32);
+        cmd.SetAction(r => Resume(r.GetValue(folder)!, Console.Out, r.GetValue(device), r.GetValue(noTf32) ? false : null));
         return cmd;
     }
 
-    public static int Resume(string folder, TextWriter log)
+    /// <summary>
+    /// Resumes the run in <paramref name="folder"/> on <paramref name="device"/>, by default the device
+    /// recorded in its config.json (a run continues bit for bit only on the kind of device it started on),
+    /// with TF32 as recorded there unless <paramref name="tf32"/> says otherwise.
+    /// </summary>
+    public static int Resume(string folder, TextWriter log, string? device = null, bool? tf32 = null)
     {
         var (config, data, dataFolder, dataSeed) = Load(folder);
+        var recorded = RunConfig.Read(Path.Combine(folder, "config.json"));
+        device ??= Str(recorded, "device") is string d && d.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu";
+        tf32 ??= !recorded.TryGetProperty("tf32", out var t) || t.ValueKind != JsonValueKind.False;
+        using var backend = Backends.Create(device, tf32.Value, log);
         try
         {
-            new TrainingRun(new CpuBackend(), data, config, folder, log) { DataFolder = dataFolder, DataSeed = dataSeed }.Resume();
+            new TrainingRun(backend, data, config, folder, log) { DataFolder = dataFolder, DataSeed = dataSeed, Tf32 = tf32.Value }.Resume();
         }
         catch (InvalidDataException e)
         {
