@@ -21,6 +21,7 @@ public static class Cli
         root.Subcommands.Add(TrainCommands.Paper("cifar10"));
         root.Subcommands.Add(TrainCommands.Download());
         root.Subcommands.Add(ResumeCommand.Create());
+        root.Subcommands.Add(SelfTest.SelfTestCommand.Create());
         try
         {
             var parse = root.Parse(args);
