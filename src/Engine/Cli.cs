@@ -24,6 +24,7 @@ public static class Cli
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(VisualizeCommand.Create());
         root.Subcommands.Add(Bench.BenchCommand.Create());
+        root.Subcommands.Add(SelfTest.SelfTestCommand.Create());
         try
         {
             var parse = root.Parse(args);
@@ -73,7 +74,11 @@ public static class Cli
         yield return $"runtime      .NET {Environment.Version} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})";
         var cpu = new CpuBackend();
         yield return $"backend cpu  available: {cpu.Threads} threads";
-        yield return "backend cuda not available: the CUDA backend is not built into this version";
+        if (Backends.TryCreateCuda(tf32: true, out var cuda, out string reason))
+        {
+            using (cuda) yield return $"backend cuda available: {cuda!.Name}";
+        }
+        else yield return $"backend cuda not available: {reason}";
         var features = new List<string>();
         if (Avx2.IsSupported) features.Add("AVX2");
         if (Fma.IsSupported) features.Add("FMA");

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using RlMixup.Core.Cpu;
 using RlMixup.Engine.Data;
 using RlMixup.Engine.Display;
 using RlMixup.Engine.Reports;
@@ -21,22 +20,37 @@ public static class ResumeCommand
     {
         var cmd = new Command("resume", "Continue an interrupted run from its last checkpoint: an epoch's end, or the step Ctrl-C stopped it after (bit for bit as if never stopped)");
         var folder = new Argument<string>("RUN_DIR") { Description = "the run folder (holds config.json and state.rlmt)" };
+        var device = new Option<string?>("--device") { Description = "cpu, cuda or auto (default: the device the run was started on)" };
+        device.AcceptOnlyFromAmong(Backends.DeviceNames);
+        var noTf32 = TrainCommands.NoTf32Option();
         var noLive = TrainCommands.NoLiveOption();
         cmd.Arguments.Add(folder);
+        cmd.Options.Add(device);
+        cmd.Options.Add(noTf32);
         cmd.Options.Add(noLive);
-        cmd.SetAction(r => Resume(r.GetValue(folder)!, r.GetValue(noLive)));
+        cmd.SetAction(r => Resume(r.GetValue(folder)!, r.GetValue(noLive), r.GetValue(device), r.GetValue(noTf32) ? false : null));
         return cmd;
     }
 
-    /// <summary>Resumes the run in <paramref name="folder"/>; 0 when it reached its end, 130 when a signal stopped it again.</summary>
-    public static int Resume(string folder, bool plain)
+    /// <summary>
+    /// Resumes the run in <paramref name="folder"/> on <paramref name="device"/>, by default the device
+    /// recorded in its config.json (a run continues bit for bit only on the kind of device it started on),
+    /// with TF32 as recorded there unless <paramref name="tf32"/> says otherwise. Returns 0 when the run
+    /// reached its end, 130 when a signal stopped it again.
+    /// </summary>
+    public static int Resume(string folder, bool plain, string? device = null, bool? tf32 = null)
     {
         var (config, data, dataFolder, dataSeed) = Load(folder);
+        var recorded = RunConfig.Read(Path.Combine(folder, "config.json"));
+        device ??= Str(recorded, "device") is string d && d.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu";
+        tf32 ??= !recorded.TryGetProperty("tf32", out var t) || t.ValueKind != JsonValueKind.False;
+        using var backend = Backends.Create(device, tf32.Value, Console.Out);
         try
         {
             return RunWatcher.Run(folder, plain, (log, onStep, stop) =>
             {
-                var run = new TrainingRun(new CpuBackend(), data, config, folder, log) { DataFolder = dataFolder, DataSeed = dataSeed, Progress = onStep, Stop = stop };
+                var run = new TrainingRun(backend, data, config, folder, log)
+                    { DataFolder = dataFolder, DataSeed = dataSeed, Tf32 = tf32.Value, Progress = onStep, Stop = stop };
                 run.Resume();
                 return run.Interrupted;
             });

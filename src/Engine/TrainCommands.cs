@@ -23,24 +23,67 @@ public static class TrainCommands
         Ppo = new Ppo.PpoConfig { NEpochs = 5 },
     };
 
+    /// <summary>
+    /// The GPU demo: the same synthetic data and policy at the paper's width (64) and agent, 10 epochs
+    /// of 50 batches (seconds per epoch on a current GPU).
+    /// </summary>
+    public static readonly TrainConfig CudaDemo = new() { Epochs = 10, Width = 64, Policy = MixPolicy.Rl };
+
     public static Command Demo()
     {
-        var cmd = new Command("demo", "Train RL-Mixup on the embedded synthetic dataset (CPU: reduced width, epochs and agent; finishes in a few minutes)");
+        var cmd = new Command("demo", "Train RL-Mixup on the embedded synthetic dataset (on a GPU at full width; on the CPU reduced in width, epochs and agent, finishing in a few minutes)");
         var outOpt = OutOption();
         var seedOpt = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
         var noLive = NoLiveOption();
+        var device = DeviceOption();
+        var noTf32 = NoTf32Option();
         cmd.Options.Add(outOpt);
         cmd.Options.Add(seedOpt);
+        cmd.Options.Add(device);
+        cmd.Options.Add(noTf32);
         cmd.Options.Add(noLive);
         cmd.SetAction(r =>
         {
-            var config = CpuDemo with { Seed = r.GetValue(seedOpt) };
-            var data = SyntheticData.Generate(train: 5000, test: 1000, classes: 10, seed: config.Seed);
-            Console.WriteLine("demo: no CUDA backend in this build, running on the CPU with a reduced configuration");
-            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), r.GetValue(noLive));
+            ulong seed = r.GetValue(seedOpt);
+            string requested = r.GetValue(device)!;
+            IBackend backend;
+            TrainConfig config;
+            IBackend? cuda = null;
+            string reason = "";
+            if (requested != "cpu" && Backends.TryCreateCuda(!r.GetValue(noTf32), out cuda, out reason))
+            {
+                (backend, config) = (cuda!, CudaDemo with { Seed = seed });
+                Console.WriteLine($"demo: running on {backend.Name} at full width ({config.Width}, {config.Epochs} epochs, the paper's agent)");
+            }
+            else if (requested == "cuda")
+                throw new CliException($"--device cuda: no CUDA device or driver found ({reason}); use --device cpu or auto");
+            else
+            {
+                (backend, config) = (new CpuBackend(), CpuDemo with { Seed = seed });
+                Console.WriteLine(requested == "cpu"
+                    ? "demo: running on the CPU with a reduced configuration"
+                    : $"demo: running on the CPU with a reduced configuration ({reason})");
+            }
+            using (backend)
+            {
+                var data = SyntheticData.Generate(train: 5000, test: 1000, classes: 10, seed: config.Seed);
+                return Run(backend, data, config, r.GetValue(outOpt), !r.GetValue(noTf32), r.GetValue(noLive));
+            }
         });
         return cmd;
     }
+
+    /// <summary>--device cpu|cuda|auto (auto: CUDA when a device and the libraries are usable, else the CPU).</summary>
+    public static Option<string> DeviceOption(string defaultValue = "auto")
+    {
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto (CUDA when usable, else the CPU)", DefaultValueFactory = _ => defaultValue };
+        device.AcceptOnlyFromAmong(Backends.DeviceNames);
+        return device;
+    }
+
+    /// <summary>--no-tf32: full float32 GEMMs and convolutions on the GPU (TF32 tensor cores are used by default).</summary>
+    public static Option<bool> NoTf32Option() =>
+        new("--no-tf32") { Description = "CUDA: keep GEMMs and convolutions in full float32 (no TF32 tensor cores)" };
 
     public static Command Train() => Build("train", "Train a classifier with a mix-up policy (Algorithm 1 for --policy rl)", fixedDataset: null);
 
@@ -82,8 +125,8 @@ public static class TrainCommands
         var epochs = Positive("--epochs", "number of epochs (the one-cycle schedule keeps pct_start = 1/3)", 300);
         var batch = Positive("--batch", "batch size (the agent's observation has this many channels)", 100);
         var width = Positive("--width", "PreActResNet18 width", 64);
-        var device = new Option<string>("--device") { Description = "cpu, cuda or auto", DefaultValueFactory = _ => "auto" };
-        device.AcceptOnlyFromAmong("cpu", "cuda", "auto");
+        var device = DeviceOption();
+        var noTf32 = NoTf32Option();
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
         var patches = new Option<int>("--patches") { Description = "saliency cells per side: 16 (paper) or 8", DefaultValueFactory = _ => 16 };
         patches.AcceptOnlyFromAmong("16", "8");
@@ -102,16 +145,15 @@ public static class TrainCommands
         reward.AcceptOnlyFromAmong("accuracy", "grad-sim");
         var outOpt = OutOption();
         var noLive = NoLiveOption();
-        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt, noLive })
+        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, noTf32, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt, noLive })
             if (fixedDataset == null || o != dataset) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            if (r.GetValue(device) == "cuda")
-                throw new CliException("--device cuda: this build has no CUDA backend yet; use --device cpu");
             bool gradSim = r.GetValue(reward) == "grad-sim";
             if (gradSim && r.GetValue(policy) != "rl")
                 throw new CliException($"--reward grad-sim: only the rl policy is rewarded, not --policy {r.GetValue(policy)}");
             if (!(r.GetValue(alpha) > 0)) throw new CliException($"--alpha must be positive, got {r.GetValue(alpha)}");
+            using var backend = Backends.Create(r.GetValue(device)!, !r.GetValue(noTf32), Console.Out);
             string name = fixedDataset ?? r.GetValue(dataset)!;
             ulong s = r.GetValue(seed);
             string root = r.GetValue(dataDir)!;
@@ -127,7 +169,7 @@ public static class TrainCommands
                 ValFromTrain = r.GetValue(valFromTrain),
                 Reward = gradSim ? RewardKind.GradSim : RewardKind.Accuracy,
             };
-            return Run(new CpuBackend(), data, config, r.GetValue(outOpt), r.GetValue(noLive), name, name == "synthetic" ? null : r.GetValue(dataDir));
+            return Run(backend, data, config, r.GetValue(outOpt), !r.GetValue(noTf32), r.GetValue(noLive), name, name == "synthetic" ? null : r.GetValue(dataDir));
         });
         return cmd;
     }
@@ -153,7 +195,7 @@ public static class TrainCommands
     public static Option<bool> NoLiveOption() =>
         new("--no-live") { Description = "print plain progress lines instead of the live panel (automatic when output is redirected)" };
 
-    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, bool plain, string? datasetName = null, string? dataFolder = null)
+    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, bool tf32, bool plain, string? datasetName = null, string? dataFolder = null)
     {
         string folder = outDir ?? Path.Combine("runs",
             $"{datasetName ?? data.Name}-{config.Policy.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -170,7 +212,7 @@ public static class TrainCommands
         }
         return RunWatcher.Run(folder, plain, (log, onStep, stop) =>
         {
-            var run = new TrainingRun(backend, data, config, folder, log) { DataFolder = dataFolder, Progress = onStep, Stop = stop };
+            var run = new TrainingRun(backend, data, config, folder, log) { DataFolder = dataFolder, Tf32 = tf32, Progress = onStep, Stop = stop };
             run.Run();
             return run.Interrupted;
         });

@@ -35,13 +35,14 @@ public static class BenchCommand
         repeats.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--ppo-repeats must be at least 1"); });
         var threads = new Option<int?>("--threads") { Description = "CPU threads (default: all cores)" };
         threads.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--threads must be at least 1"); });
+        var noTf32 = TrainCommands.NoTf32Option();
         var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
         var json = new Option<string?>("--json") { Description = "also write the table as JSON to this file (atomically)" };
-        foreach (var o in new Option[] { device, width, batch, classes, steps, warmup, epochImages, rollout, repeats, threads, seed, json })
+        foreach (var o in new Option[] { device, width, batch, classes, steps, warmup, epochImages, rollout, repeats, threads, noTf32, seed, json })
             cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            using var backend = CreateBackend(r.GetValue(device)!, r.GetValue(threads));
+            using var backend = CreateBackend(r.GetValue(device)!, !r.GetValue(noTf32), r.GetValue(threads));
             bool cpu = backend is CpuBackend;
             var options = new BenchOptions
             {
@@ -74,11 +75,8 @@ public static class BenchCommand
         return o;
     }
 
-    private static IBackend CreateBackend(string device, int? threads) => device switch
-    {
-        "cuda" => throw new CliException("--device cuda: this build has no CUDA backend yet; use --device cpu"),
-        _ => new CpuBackend(threads),
-    };
+    private static IBackend CreateBackend(string device, bool tf32, int? threads) =>
+        device == "cpu" ? new CpuBackend(threads) : Backends.Create(device, tf32, Console.Out);
 
     private static string Describe(IBackend backend) => backend is CpuBackend cpu
         ? $"cpu, {cpu.Threads} thread(s), {RuntimeInformation.ProcessArchitecture}, .NET {Environment.Version}"

@@ -22,6 +22,8 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
     public string? DataFolder { get; init; }
     /// <summary>The seed synthetic data was generated with (recorded in config.json).</summary>
     public ulong DataSeed { get; init; } = config.Seed;
+    /// <summary>Whether the backend may use TF32 tensor cores (recorded in config.json; only the CUDA backend reads it).</summary>
+    public bool Tf32 { get; init; } = true;
 
     /// <summary>Handed a snapshot after every training step (see <see cref="Trainer.Progress"/>).</summary>
     public Action<StepProgress>? Progress { get; init; }
@@ -144,7 +146,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         var values = new Dictionary<string, object?>
         {
             ["dataset"] = data.Name, ["data_source"] = data.Source, ["train_images"] = data.Train.Count, ["val_from_train"] = c.ValFromTrain, ["test_images"] = data.Test.Count,
-            ["classes"] = data.Classes, ["device"] = backend.Name, ["seed"] = c.Seed, ["policy"] = c.Policy.ToString().ToLowerInvariant(),
+            ["classes"] = data.Classes, ["device"] = backend.Name, ["tf32"] = Tf32, ["seed"] = c.Seed, ["policy"] = c.Policy.ToString().ToLowerInvariant(),
             ["epochs"] = c.Epochs, ["batch"] = c.BatchSize, ["width"] = c.Width, ["steps_per_epoch"] = t.BatchesPerEpoch,
             ["patches"] = c.Mix.Patches, ["actions"] = c.Mix.Actions, ["alpha"] = c.Mix.Alpha, ["dirichlet_per_image"] = c.Mix.DirichletPerImage,
             ["baseline_alpha"] = c.Mix.BaselineAlpha, ["saliency_updates_bn_stats"] = c.Mix.SaliencyUpdatesBnStats,

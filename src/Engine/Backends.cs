@@ -1,0 +1,71 @@
+using RlMixup.Core;
+using RlMixup.Core.Cpu;
+
+namespace RlMixup.Engine;
+
+/// <summary>
+/// Chooses the backend a command runs on: <c>cpu</c>, <c>cuda</c> (an error when no CUDA device or
+/// driver is usable) or <c>auto</c> (CUDA when usable, otherwise the CPU, saying why).
+/// </summary>
+public static class Backends
+{
+    public static readonly string[] DeviceNames = ["cpu", "cuda", "auto"];
+
+    /// <summary>
+    /// The backend for <paramref name="device"/>. <paramref name="tf32"/> lets cuBLAS and cuDNN use
+    /// TF32 tensor cores for float32 GEMMs and convolutions (CUDA only). The choice is logged in one line
+    /// when <c>auto</c> falls back to the CPU.
+    /// </summary>
+    /// <exception cref="CliException"><c>cuda</c> was asked for and cannot be created, or the name is unknown.</exception>
+    public static IBackend Create(string device, bool tf32, TextWriter log)
+    {
+        switch (device)
+        {
+            case "cpu":
+                return new CpuBackend();
+            case "cuda":
+                if (TryCreateCuda(tf32, out var cuda, out string reason)) return cuda!;
+                throw new CliException($"--device cuda: no CUDA device or driver found ({reason}); use --device cpu or auto");
+            case "auto":
+                if (TryCreateCuda(tf32, out var auto, out string why)) return auto!;
+                log.WriteLine($"device: running on the CPU ({why})");
+                return new CpuBackend();
+            default:
+                throw new CliException($"--device {device}: expected cpu, cuda or auto");
+        }
+    }
+
+    /// <summary>
+    /// Creates the CUDA backend when a device, the driver and the libraries are usable; otherwise
+    /// false and a one-line reason (no exception escapes).
+    /// </summary>
+    public static bool TryCreateCuda(bool tf32, out IBackend? backend, out string reason)
+    {
+        try
+        {
+            backend = CreateCudaBackend(tf32);
+            reason = "";
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            backend = null;
+            reason = OneLine(e.Message);
+            return false;
+        }
+    }
+
+    // ==== THE ONE PLACE TO CHANGE WHEN THE CUDA BACKEND LANDS ====================================
+    // Construct the CUDA backend on device 0 with TF32 allowed or not. Throw when there is none
+    // (library not found, no device, driver too old): TryCreateCuda turns the message into the
+    // one-line reason that `info`, `--device auto` and `--device cuda` print.
+    private static IBackend CreateCudaBackend(bool tf32)
+    {
+        _ = tf32;
+        throw new NotSupportedException("the CUDA backend is not built into this version");
+    }
+    // =============================================================================================
+
+    private static string OneLine(string message) =>
+        string.Join(" ", message.Split((char[])['\r', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()));
+}

@@ -1,0 +1,255 @@
+using System.Text.Json;
+using NUnit.Framework;
+using RlMixup.Core;
+using RlMixup.Core.Cpu;
+using RlMixup.Core.Mixup;
+using RlMixup.Engine;
+using RlMixup.Engine.SelfTest;
+
+namespace RlMixup.Tests;
+
+/// <summary>The backend self-test harness: it passes the CPU against itself and catches a wrong op.</summary>
+public class SelfTestTests
+{
+    /// <summary>How a wrapped CPU backend misbehaves in one op.</summary>
+    private enum Fault { Perturb, Throw }
+
+    /// <summary>
+    /// The CPU backend with one op made wrong: its output perturbed (<c>relative</c> times the output's
+    /// largest magnitude added to the middle element) from the <c>fromCall</c>-th call on, or the op throwing.
+    /// </summary>
+    private sealed class FaultyBackend(string op, Fault fault = Fault.Perturb, float relative = 1e-2f, int fromCall = 1) : IBackend
+    {
+        private readonly CpuBackend _cpu = new(2);
+        private int _calls;
+        private bool _perturbing;   // the perturbation's own download and upload are not calls of the op
+        public string Name => $"cpu with a faulty {op}";
+        public void Dispose() => _cpu.Dispose();
+
+        private void After(string name, Tensor output)
+        {
+            if (name != op || fault != Fault.Perturb || _perturbing || ++_calls < fromCall) return;
+            _perturbing = true;
+            var v = output.ToArray();
+            int i = v.Length / 2;
+            v[i] += relative * v.Max(MathF.Abs);
+            output.CopyFrom(v);
+            _perturbing = false;
+        }
+
+        private void Before(string name)
+        {
+            if (name == op && fault == Fault.Throw) throw new InvalidOperationException($"{op} is broken\non purpose");
+        }
+
+        // Tensors are owned by this backend (as on a real device, so layers that call x.Backend come
+        // here too) and handed to the CPU backend as views of the same memory.
+        public Tensor Allocate(Shape shape) => new(new CpuBuffer(this, new float[shape.Size]), 0, shape, ownsBuffer: true);
+        private Tensor I(Tensor t) => new(new CpuBuffer(_cpu, ((CpuBuffer)t.Buffer).Data), t.Offset, t.Shape, ownsBuffer: false);
+        private Tensor? N(Tensor? t) => t == null ? null : I(t);
+        public void Upload(Tensor dst, ReadOnlySpan<float> src) { Before("Upload"); _cpu.Upload(I(dst), src); After("Upload", dst); }
+        public void Download(Tensor src, Span<float> dst) { Before("Download"); _cpu.Download(I(src), dst); }
+        public void Fill(Tensor t, float value) { Before("Fill"); _cpu.Fill(I(t), value); After("Fill", t); }
+        public void Copy(Tensor dst, Tensor src) { Before("Copy"); _cpu.Copy(I(dst), I(src)); After("Copy", dst); }
+        public void Add(Tensor y, Tensor a, Tensor b) { Before("Add"); _cpu.Add(I(y), I(a), I(b)); After("Add", y); }
+        public void Axpy(Tensor y, float alpha, Tensor x) { Before("Axpy"); _cpu.Axpy(I(y), alpha, I(x)); After("Axpy", y); }
+        public void Scale(Tensor y, float alpha) { Before("Scale"); _cpu.Scale(I(y), alpha); After("Scale", y); }
+        public void ReluForward(Tensor y, Tensor x) { Before("ReluForward"); _cpu.ReluForward(I(y), I(x)); After("ReluForward", y); }
+        public void ReluBackward(Tensor dx, Tensor y, Tensor dy) { Before("ReluBackward"); _cpu.ReluBackward(I(dx), I(y), I(dy)); After("ReluBackward", dx); }
+        public void TanhForward(Tensor y, Tensor x) { Before("TanhForward"); _cpu.TanhForward(I(y), I(x)); After("TanhForward", y); }
+        public void TanhBackward(Tensor dx, Tensor y, Tensor dy) { Before("TanhBackward"); _cpu.TanhBackward(I(dx), I(y), I(dy)); After("TanhBackward", dx); }
+        public void Gemm(Tensor c, Tensor a, bool transA, Tensor b, bool transB, float alpha = 1, float beta = 0) { Before("Gemm"); _cpu.Gemm(I(c), I(a), transA, I(b), transB, alpha, beta); After("Gemm", c); }
+        public void LinearForward(Tensor y, Tensor x, Tensor w, Tensor? b) { Before("LinearForward"); _cpu.LinearForward(I(y), I(x), I(w), N(b)); After("LinearForward", y); }
+        public void LinearBackward(Tensor? dx, Tensor? dw, Tensor? db, Tensor dy, Tensor x, Tensor w) { Before("LinearBackward"); _cpu.LinearBackward(N(dx), N(dw), N(db), I(dy), I(x), I(w)); if (dw != null) After("LinearBackward", dw); }
+        public void Conv2dForward(Tensor y, Tensor x, Tensor w, Conv2dSpec spec) { Before("Conv2dForward"); _cpu.Conv2dForward(I(y), I(x), I(w), spec); After("Conv2dForward", y); }
+        public void Conv2dBackwardData(Tensor dx, Tensor dy, Tensor w, Conv2dSpec spec) { Before("Conv2dBackwardData"); _cpu.Conv2dBackwardData(I(dx), I(dy), I(w), spec); After("Conv2dBackwardData", dx); }
+        public void Conv2dBackwardFilter(Tensor dw, Tensor x, Tensor dy, Conv2dSpec spec) { Before("Conv2dBackwardFilter"); _cpu.Conv2dBackwardFilter(I(dw), I(x), I(dy), spec); After("Conv2dBackwardFilter", dw); }
+        public void AddChannelBias(Tensor y, Tensor bias) { Before("AddChannelBias"); _cpu.AddChannelBias(I(y), I(bias)); After("AddChannelBias", y); }
+        public void ChannelBiasBackward(Tensor dbias, Tensor dy) { Before("ChannelBiasBackward"); _cpu.ChannelBiasBackward(I(dbias), I(dy)); After("ChannelBiasBackward", dbias); }
+        public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, float momentum, float eps, bool updateRunning)
+        { Before("BatchNormForwardTraining"); _cpu.BatchNormForwardTraining(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), I(saveMean), I(saveInvStd), momentum, eps, updateRunning); After("BatchNormForwardTraining", y); }
+        public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float eps)
+        { Before("BatchNormForwardInference"); _cpu.BatchNormForwardInference(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), eps); After("BatchNormForwardInference", y); }
+        public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd)
+        { Before("BatchNormBackward"); _cpu.BatchNormBackward(I(dx), N(dgamma), N(dbeta), I(dy), I(x), I(gamma), I(saveMean), I(saveInvStd)); After("BatchNormBackward", dx); }
+        public void GlobalAvgPoolForward(Tensor y, Tensor x) { Before("GlobalAvgPoolForward"); _cpu.GlobalAvgPoolForward(I(y), I(x)); After("GlobalAvgPoolForward", y); }
+        public void GlobalAvgPoolBackward(Tensor dx, Tensor dy) { Before("GlobalAvgPoolBackward"); _cpu.GlobalAvgPoolBackward(I(dx), I(dy)); After("GlobalAvgPoolBackward", dx); }
+        public void LogSoftmaxForward(Tensor logp, Tensor z) { Before("LogSoftmaxForward"); _cpu.LogSoftmaxForward(I(logp), I(z)); After("LogSoftmaxForward", logp); }
+        public void LogSoftmaxBackward(Tensor dz, Tensor logp, Tensor dlogp) { Before("LogSoftmaxBackward"); _cpu.LogSoftmaxBackward(I(dz), I(logp), I(dlogp)); After("LogSoftmaxBackward", dz); }
+        public void SoftCrossEntropyForward(Tensor losses, Tensor logp, Tensor targets) { Before("SoftCrossEntropyForward"); _cpu.SoftCrossEntropyForward(I(losses), I(logp), I(targets)); After("SoftCrossEntropyForward", losses); }
+        public void SoftCrossEntropyBackward(Tensor dz, Tensor logp, Tensor targets, float scale) { Before("SoftCrossEntropyBackward"); _cpu.SoftCrossEntropyBackward(I(dz), I(logp), I(targets), scale); After("SoftCrossEntropyBackward", dz); }
+        public void SgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, float lr, float momentum, float weightDecay, bool nesterov)
+        { Before("SgdStep"); _cpu.SgdStep(I(param), I(grad), I(momentumBuffer), lr, momentum, weightDecay, nesterov); After("SgdStep", param); }
+        public void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, float lr, float beta1, float beta2, float eps, float weightDecay)
+        { Before("AdamStep"); _cpu.AdamStep(I(param), I(grad), I(m), I(v), step, lr, beta1, beta2, eps, weightDecay); After("AdamStep", param); }
+        public void SaliencyMaps(Tensor maps, Tensor inputGrad) { Before("SaliencyMaps"); _cpu.SaliencyMaps(I(maps), I(inputGrad)); After("SaliencyMaps", maps); }
+        public void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, ReadOnlySpan<float> percentiles)
+        { Before("PercentileMasks"); _cpu.PercentileMasks(I(masks), I(thresholds), I(maps), percentiles); After("PercentileMasks", thresholds); }
+        public void MaskMix(Tensor mixed, Tensor mixedTargets, Tensor fractions, Tensor x, Tensor targets, Tensor masks, ReadOnlySpan<int> perm, ReadOnlySpan<float> lambda1)
+        { Before("MaskMix"); _cpu.MaskMix(I(mixed), I(mixedTargets), I(fractions), I(x), I(targets), I(masks), perm, lambda1); After("MaskMix", mixed); }
+        public void InputMixup(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, float lambda)
+        { Before("InputMixup"); _cpu.InputMixup(I(mixed), I(mixedTargets), I(x), I(targets), perm, lambda); After("InputMixup", mixed); }
+        public void CutMix(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, CutBox box)
+        { Before("CutMix"); _cpu.CutMix(I(mixed), I(mixedTargets), I(x), I(targets), perm, box); After("CutMix", mixed); }
+    }
+
+    private static IReadOnlyList<SelfTestCase> Cases(params string[] ops) => [.. SelfTestCases.All().Where(c => ops.Contains(c.Op))];
+
+    [Test]
+    public void CpuAgainstCpuPassesEveryRowWithZeroError()
+    {
+        using var candidate = new CpuBackend(2);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 3);
+        Assert.That(report.Passed, Is.True);
+        Assert.That(report.Rows.Select(r => r.Worst), Is.All.EqualTo(0.0), "the same code on the same inputs gives the same bits");
+        Assert.That(report.Rows.Last().Check, Does.StartWith("determinism"));
+        Assert.That(report.Rows.Last().Detail, Does.EndWith("values bitwise identical"));
+        var checks = report.Rows.Select(r => r.Check).ToList();
+        Assert.That(checks, Does.Contain("PreActResNet18 step: weight gradients").And.Contain("RL-Mixup transform: mixed images"));
+
+        // Every op of the interface has a row of its own (Synchronize computes nothing: every check's download waits on it).
+        var ops = typeof(IBackend).GetMethods().Select(m => m.Name).Where(n => n is not ("Allocate" or "get_Name" or "Dispose" or "Synchronize")).Distinct();
+        foreach (string op in ops)
+            Assert.That(checks, Has.Some.Matches<string>(c => c!.Split(' ', '/', ':').Contains(op)), $"no self-test row for IBackend.{op}");
+    }
+
+    [Test]
+    public void CpuAgainstCpuThroughTheCommandPassesAndWritesJson()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"selftest-{Guid.NewGuid():N}.json");
+        var output = new StringWriter();
+        var old = Console.Out;
+        Console.SetOut(output);
+        int rc;
+        try { rc = Cli.Run(["selftest", "--device", "cpu", "--json", json]); }
+        finally { Console.SetOut(old); }
+        try
+        {
+            Assert.That(rc, Is.EqualTo(0), output.ToString());
+            Assert.That(output.ToString(), Does.Contain("selftest: all ").And.Contain("checks passed").And.Not.Contain("FAIL"));
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            Assert.That(doc.RootElement.GetProperty("passed").GetBoolean(), Is.True);
+            Assert.That(doc.RootElement.GetProperty("rows").GetArrayLength(), Is.GreaterThan(60));
+        }
+        finally { File.Delete(json); }
+    }
+
+    [Test]
+    public void APerturbedOpFailsItsRowAndTheExitCodeIsNonZero()
+    {
+        using var candidate = new FaultyBackend("TanhForward");
+        using var reference = new CpuBackend(2);
+        var log = new StringWriter();
+        int rc = SelfTestCommand.Execute(candidate, reference, tf32: false, seed: 0, log, cases: Cases("TanhForward", "TanhBackward", "Add"));
+        Assert.That(rc, Is.EqualTo(1));
+        string text = log.ToString();
+        Assert.That(text.Split('\n').Single(l => l.StartsWith("TanhForward")), Does.EndWith("FAIL"));
+        Assert.That(text.Split('\n').Single(l => l.StartsWith("TanhBackward")), Does.EndWith("PASS"));
+        Assert.That(text.Split('\n').Single(l => l.StartsWith("Add")), Does.EndWith("PASS"));
+        Assert.That(text, Does.Contain("1 of 4 checks FAILED: TanhForward"));
+    }
+
+    [Test]
+    public void AWrongConvolutionFailsItsRowAndTheNetworkStep()
+    {
+        using var candidate = new FaultyBackend("Conv2dBackwardFilter", relative: 0.1f);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: true, seed: 0, Cases("Conv2dBackwardFilter", "Conv2dForward", "PreActResNet18 step"));
+        Assert.That(report.Passed, Is.False);
+        Assert.That(report.Rows.Where(r => r.Check.StartsWith("Conv2dBackwardFilter")).Select(r => r.Pass), Is.All.False,
+            "an error of 10% of the largest value exceeds even the TF32 tolerances");
+        Assert.That(report.Rows.Where(r => r.Check.StartsWith("Conv2dForward")).Select(r => r.Pass), Is.All.True);
+        Assert.That(report.Rows.Single(r => r.Check == "PreActResNet18 step: weight gradients").Pass, Is.False);
+        Assert.That(report.Rows.Single(r => r.Check == "PreActResNet18 step: loss").Pass, Is.True, "the forward pass is untouched");
+    }
+
+    [Test]
+    public void AnErrorWithinTheToleranceStillPasses()
+    {
+        using var candidate = new FaultyBackend("Add", relative: 5e-7f);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("Add"));
+        var add = report.Rows.Single(r => r.Check == "Add");
+        Assert.That(add.MaxAbsError, Is.GreaterThan(0));
+        Assert.That(add.Worst, Is.GreaterThan(0).And.LessThanOrEqualTo(1));
+        Assert.That(report.Passed, Is.True);
+    }
+
+    [Test]
+    public void AnOpThatThrowsIsAFailRowNamingTheError()
+    {
+        using var candidate = new FaultyBackend("Scale", Fault.Throw);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("Scale", "Add"));
+        var scale = report.Rows.Single(r => r.Check == "Scale");
+        Assert.That(scale.Pass, Is.False);
+        Assert.That(scale.Detail, Is.EqualTo("InvalidOperationException: Scale is broken on purpose"));
+        Assert.That(report.Rows.Single(r => r.Check == "Add").Pass, Is.True);
+    }
+
+    [Test]
+    public void AnOpThatDiffersBetweenRunsFailsOnlyTheDeterminismRow()
+    {
+        // Right on the first call, wrong from the second: the comparison passes, the rerun differs.
+        using var candidate = new FaultyBackend("Axpy", fromCall: 3);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("Axpy", "Axpy on views"));
+        Assert.That(report.Rows.Where(r => r.Check.StartsWith("Axpy")).Select(r => r.Pass), Is.All.True);
+        var det = report.Rows.Single(r => r.Check.StartsWith("determinism"));
+        Assert.That(det.Pass, Is.False);
+        Assert.That(det.Detail, Does.StartWith("Axpy: y["));
+    }
+
+    [Test]
+    public void CompareScalesTheAbsoluteToleranceByTheLargestReferenceValue()
+    {
+        var tol = new Tolerance(1e-3, 0);
+        Assert.That(BackendSelfTest.Compare([100f, 0.1f], [100f, 0.2f], tol).Worst, Is.EqualTo(1.0).Within(1e-4), "0.1 off against 1e-3·100");
+        Assert.That(BackendSelfTest.Compare([1f, 0.1f], [1f, 0.2f], tol).Worst, Is.EqualTo(100.0).Within(1e-2));
+        Assert.That(BackendSelfTest.Compare([float.NaN], [float.NaN], tol).Worst, Is.EqualTo(0.0));
+        Assert.That(BackendSelfTest.Compare([float.NaN], [1f], tol).Worst, Is.EqualTo(double.PositiveInfinity));
+        Assert.That(BackendSelfTest.Compare([1f, 2f], [1f], tol).Worst, Is.EqualTo(double.PositiveInfinity), "length mismatch");
+        Assert.That(BackendSelfTest.Compare([1.0000001f], [1f], Tolerance.Exact).Worst, Is.EqualTo(double.PositiveInfinity));
+    }
+
+    [Test]
+    public void SelftestWithoutAGpuPrintsOneLineAndExits2()
+    {
+        Assume.That(Backends.TryCreateCuda(true, out var cuda, out _), Is.False, "a CUDA device is present");
+        cuda?.Dispose();
+        var (rc, stdout, stderr) = RunCli("selftest");
+        Assert.That(rc, Is.EqualTo(2));
+        Assert.That(stdout, Is.Empty);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(1));
+        Assert.That(lines[0], Does.Contain("no CUDA device or driver found"));
+    }
+
+    [Test]
+    public void DeviceCudaWithoutAGpuIsOneErrorLineAndAutoFallsBackToTheCpu()
+    {
+        Assume.That(Backends.TryCreateCuda(true, out var cuda, out string reason), Is.False, "a CUDA device is present");
+        cuda?.Dispose();
+        Assert.That(reason, Is.Not.Empty.And.Not.Contains("\n"));
+        var e = Assert.Throws<CliException>(() => Backends.Create("cuda", tf32: true, TextWriter.Null))!;
+        Assert.That(e.Message, Does.StartWith("--device cuda: no CUDA device or driver found"));
+        var log = new StringWriter();
+        using var auto = Backends.Create("auto", tf32: true, log);
+        Assert.That(auto, Is.InstanceOf<CpuBackend>());
+        Assert.That(log.ToString(), Does.StartWith("device: running on the CPU ("));
+        var (rc, _, stderr) = RunCli("train", "--dataset", "synthetic", "--device", "cuda", "--epochs", "1");
+        Assert.That(rc, Is.EqualTo(2));
+        Assert.That(stderr.Trim(), Does.StartWith("error: --device cuda: no CUDA device or driver found").And.Not.Contains("\n"));
+    }
+
+    private static (int Rc, string Stdout, string Stderr) RunCli(params string[] args)
+    {
+        var (out_, err) = (new StringWriter(), new StringWriter());
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        Console.SetOut(out_);
+        Console.SetError(err);
+        try { return (Cli.Run(args), out_.ToString(), err.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+}
