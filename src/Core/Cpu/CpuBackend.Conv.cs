@@ -46,8 +46,7 @@ public sealed partial class CpuBackend
 
     public unsafe void Conv2dForward(Tensor y, Tensor x, Tensor w, Conv2dSpec spec)
     {
-        var yShape = spec.OutputShape(x.Shape, w.Shape);
-        Check.Same("conv2d", "output", y.Shape, yShape);
+        var yShape = OpChecks.Conv2d("conv2d", "output", y, x.Shape, w.Shape, spec);
         Host(y); Host(x); Host(w);
         var pl = Plan(x.Shape, w.Shape, yShape, spec);
         float[] xa = Arr(x), wa = Arr(w), ya = Arr(y);
@@ -76,8 +75,7 @@ public sealed partial class CpuBackend
 
     public unsafe void Conv2dBackwardData(Tensor dx, Tensor dy, Tensor w, Conv2dSpec spec)
     {
-        var yShape = spec.OutputShape(dx.Shape, w.Shape);
-        Check.Same("conv2d backward-data", "dy", dy.Shape, yShape);
+        var yShape = OpChecks.Conv2d("conv2d backward-data", "dy", dy, dx.Shape, w.Shape, spec);
         Host(dx); Host(dy); Host(w);
         var pl = Plan(dx.Shape, w.Shape, yShape, spec);
         float[] dxa = Arr(dx), wa = Arr(w), dya = Arr(dy);
@@ -111,8 +109,7 @@ public sealed partial class CpuBackend
 
     public unsafe void Conv2dBackwardFilter(Tensor dw, Tensor x, Tensor dy, Conv2dSpec spec)
     {
-        var yShape = spec.OutputShape(x.Shape, dw.Shape);
-        Check.Same("conv2d backward-filter", "dy", dy.Shape, yShape);
+        var yShape = OpChecks.Conv2d("conv2d backward-filter", "dy", dy, x.Shape, dw.Shape, spec);
         Host(dw); Host(x); Host(dy);
         var pl = Plan(x.Shape, dw.Shape, yShape, spec);
         float[] xa = Arr(x), dya = Arr(dy), dwa = Arr(dw);

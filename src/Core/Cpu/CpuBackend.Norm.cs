@@ -4,26 +4,12 @@ namespace RlMixup.Core.Cpu;
 // Channel statistics are accumulated in double: a width-64 layer sums 100·32·32 = 102,400 values.
 public sealed partial class CpuBackend
 {
-    private static void CheckBatchNorm(string op, Shape x, Tensor gamma, params Tensor[] perChannel)
-    {
-        Check.Rank(op, "input", x, 4);
-        var c = new Shape(x.C);
-        // name the input as well as gamma, so that the message says where the channel count comes from
-        Check.Rank(op, "gamma", gamma.Shape, 1);
-        Check.Dim(op, "gamma", gamma.Shape, 0, "input", x, 1);
-        foreach (var t in perChannel) Check.Same(op, "per-channel tensor", t.Shape, c);
-    }
-
     public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd,
         float momentum, float eps, bool updateRunning)
     {
-        const string op = "batch norm";
-        CheckBatchNorm(op, x.Shape, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        Check.Same(op, "output", y.Shape, x.Shape);
+        OpChecks.BatchNormTraining(y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, updateRunning);
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
-        if (count < 2 && updateRunning)
-            throw new ArgumentException($"{op}: training mode needs more than one value per channel, got input {x.Shape}");
         float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar), sm = Arr(saveMean), si = Arr(saveInvStd);
         Host(x); Host(y);
         Chunks(c, 1, (s, e, _) =>
@@ -60,9 +46,7 @@ public sealed partial class CpuBackend
     public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, float eps)
     {
-        const string op = "batch norm (eval)";
-        CheckBatchNorm(op, x.Shape, gamma, beta, runningMean, runningVar);
-        Check.Same(op, "output", y.Shape, x.Shape);
+        OpChecks.BatchNormInference(y, x, gamma, beta, runningMean, runningVar);
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W;
         float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar);
         Host(x); Host(y);
@@ -79,14 +63,9 @@ public sealed partial class CpuBackend
     }
 
     public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma,
-        Tensor saveMean, Tensor saveInvStd)
+        Tensor saveMean, Tensor saveInvStd, float eps)
     {
-        const string op = "batch norm backward";
-        CheckBatchNorm(op, x.Shape, gamma, saveMean, saveInvStd);
-        Check.Same(op, "dy", dy.Shape, x.Shape);
-        Check.Same(op, "dx", dx.Shape, x.Shape);
-        if (dgamma != null) Check.Same(op, "dgamma", dgamma.Shape, gamma.Shape);
-        if (dbeta != null) Check.Same(op, "dbeta", dbeta.Shape, gamma.Shape);
+        OpChecks.BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd);
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
         float[] g = Arr(gamma), sm = Arr(saveMean), si = Arr(saveInvStd);
         Host(x); Host(dy); Host(dx);
@@ -118,17 +97,9 @@ public sealed partial class CpuBackend
 
     // ---- loss
 
-    private static void CheckRows(string op, string what, Shape s, Shape expected)
-    {
-        Check.Rank(op, what, s, 2);
-        Check.Same(op, what, s, expected);
-    }
-
     public void LogSoftmaxForward(Tensor logp, Tensor z)
     {
-        Check.Rank("log-softmax", "input", z.Shape, 2);
-        CheckRows("log-softmax", "output", logp.Shape, z.Shape);
-        int rows = z.Shape[0], k = z.Shape[1];
+        var (rows, k) = OpChecks.LogSoftmax(logp, z);
         var ls = Host(logp); var zs = Host(z);
         for (int r = 0; r < rows; r++)
         {
@@ -145,10 +116,7 @@ public sealed partial class CpuBackend
 
     public void LogSoftmaxBackward(Tensor dz, Tensor logp, Tensor dlogp)
     {
-        Check.Rank("log-softmax backward", "logp", logp.Shape, 2);
-        CheckRows("log-softmax backward", "dlogp", dlogp.Shape, logp.Shape);
-        CheckRows("log-softmax backward", "dz", dz.Shape, logp.Shape);
-        int rows = logp.Shape[0], k = logp.Shape[1];
+        var (rows, k) = OpChecks.LogSoftmaxBackward(dz, logp, dlogp);
         var d = Host(dz); var l = Host(logp); var g = Host(dlogp);
         for (int r = 0; r < rows; r++)
         {
@@ -160,10 +128,7 @@ public sealed partial class CpuBackend
 
     public void SoftCrossEntropyForward(Tensor losses, Tensor logp, Tensor targets)
     {
-        Check.Rank("soft cross-entropy", "logp", logp.Shape, 2);
-        CheckRows("soft cross-entropy", "targets", targets.Shape, logp.Shape);
-        int rows = logp.Shape[0], k = logp.Shape[1];
-        Check.Same("soft cross-entropy", "losses", losses.Shape, new Shape(rows));
+        var (rows, k) = OpChecks.SoftCrossEntropy(losses, logp, targets);
         var o = Host(losses); var l = Host(logp); var y = Host(targets);
         for (int r = 0; r < rows; r++)
         {
@@ -175,10 +140,7 @@ public sealed partial class CpuBackend
 
     public void SoftCrossEntropyBackward(Tensor dz, Tensor logp, Tensor targets, float scale)
     {
-        Check.Rank("soft cross-entropy backward", "logp", logp.Shape, 2);
-        CheckRows("soft cross-entropy backward", "targets", targets.Shape, logp.Shape);
-        CheckRows("soft cross-entropy backward", "dz", dz.Shape, logp.Shape);
-        int rows = logp.Shape[0], k = logp.Shape[1];
+        var (rows, k) = OpChecks.SoftCrossEntropyBackward(dz, logp, targets);
         var d = Host(dz); var l = Host(logp); var y = Host(targets);
         for (int r = 0; r < rows; r++)
         {

@@ -35,7 +35,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void Copy(Tensor dst, Tensor src)
     {
-        Check.Same("copy", "destination", dst.Shape, src.Shape);
+        OpChecks.Copy(dst, src);
         Host(src).CopyTo(Host(dst));
     }
 
@@ -76,14 +76,13 @@ public sealed partial class CpuBackend : IBackend
 
     public void Add(Tensor y, Tensor a, Tensor b)
     {
-        Check.Same("add", "b", b.Shape, a.Shape);
-        Check.Same("add", "output", y.Shape, a.Shape);
+        OpChecks.Add(y, a, b);
         Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.Add(Slice(y, s, e), Slice(a, s, e), Slice(b, s, e)));
     }
 
     public void Axpy(Tensor y, float alpha, Tensor x)
     {
-        Check.Same("axpy", "x", x.Shape, y.Shape);
+        OpChecks.Axpy(y, x);
         Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.Axpy(Slice(y, s, e), alpha, Slice(x, s, e)));
     }
 
@@ -94,14 +93,13 @@ public sealed partial class CpuBackend : IBackend
 
     public void ReluForward(Tensor y, Tensor x)
     {
-        Check.Same("relu", "output", y.Shape, x.Shape);
+        OpChecks.Unary("relu", y, x);
         Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.Relu(Slice(y, s, e), Slice(x, s, e)));
     }
 
     public void ReluBackward(Tensor dx, Tensor y, Tensor dy)
     {
-        Check.Same("relu backward", "dy", dy.Shape, y.Shape);
-        Check.Same("relu backward", "dx", dx.Shape, y.Shape);
+        OpChecks.UnaryBackward("relu backward", dx, y, dy);
         Chunks(y.Length, ElementwiseChunk, (s, e, _) => Simd.ReluBackward(Slice(dx, s, e), Slice(y, s, e), Slice(dy, s, e)));
     }
 
@@ -110,15 +108,14 @@ public sealed partial class CpuBackend : IBackend
 
     public void TanhForward(Tensor y, Tensor x)
     {
-        Check.Same("tanh", "output", y.Shape, x.Shape);
+        OpChecks.Unary("tanh", y, x);
         var ys = Host(y); var xs = Host(x);
         for (int i = 0; i < ys.Length; i++) ys[i] = MathF.Tanh(xs[i]);
     }
 
     public void TanhBackward(Tensor dx, Tensor y, Tensor dy)
     {
-        Check.Same("tanh backward", "dy", dy.Shape, y.Shape);
-        Check.Same("tanh backward", "dx", dx.Shape, y.Shape);
+        OpChecks.UnaryBackward("tanh backward", dx, y, dy);
         var d = Host(dx); var ys = Host(y); var g = Host(dy);
         for (int i = 0; i < d.Length; i++) d[i] = g[i] * (1f - ys[i] * ys[i]);
     }
@@ -129,14 +126,7 @@ public sealed partial class CpuBackend : IBackend
 
     public unsafe void Gemm(Tensor c, Tensor a, bool transA, Tensor b, bool transB, float alpha = 1f, float beta = 0f)
     {
-        Check.Rank("gemm", "A", a.Shape, 2);
-        Check.Rank("gemm", "B", b.Shape, 2);
-        Check.Rank("gemm", "C", c.Shape, 2);
-        int m = transA ? a.Shape[1] : a.Shape[0], k = transA ? a.Shape[0] : a.Shape[1];
-        int kb = transB ? b.Shape[1] : b.Shape[0], n = transB ? b.Shape[0] : b.Shape[1];
-        if (k != kb)
-            throw new ShapeMismatchException($"gemm: inner dimensions of A {a.Shape}{(transA ? "ᵀ" : "")} and B {b.Shape}{(transB ? "ᵀ" : "")} differ ({k} vs {kb})");
-        Check.Same("gemm", "C", c.Shape, new Shape(m, n));
+        var (m, n, k) = OpChecks.Gemm(c, a, transA, b, transB);
         Host(a); Host(b); Host(c);
         float* pa = Ptr(a, out var ha), pb = Ptr(b, out var hb), pc = Ptr(c, out var hc);
         try { Cpu.Gemm.Sgemm(transA, transB, m, n, k, alpha, pa, a.Shape[1], pb, b.Shape[1], beta, pc, n, Threads); }
@@ -145,12 +135,7 @@ public sealed partial class CpuBackend : IBackend
 
     public unsafe void LinearForward(Tensor y, Tensor x, Tensor w, Tensor? b)
     {
-        Check.Rank("linear", "input", x.Shape, 2);
-        Check.Rank("linear", "weight", w.Shape, 2);
-        Check.Dim("linear", "input", x.Shape, 1, "weight", w.Shape, 1);
-        int n = x.Shape[0], fin = x.Shape[1], fout = w.Shape[0];
-        Check.Same("linear", "output", y.Shape, new Shape(n, fout));
-        if (b != null) Check.Same("linear", "bias", b.Shape, new Shape(fout));
+        var (n, fout) = OpChecks.Linear(y, x, w, b);
         Gemm(y, x, false, w, true);
         if (b != null)
         {
@@ -162,15 +147,11 @@ public sealed partial class CpuBackend : IBackend
 
     public void LinearBackward(Tensor? dx, Tensor? dw, Tensor? db, Tensor dy, Tensor x, Tensor w)
     {
-        Check.Rank("linear backward", "input", x.Shape, 2);
-        Check.Dim("linear backward", "input", x.Shape, 1, "weight", w.Shape, 1);
-        int n = x.Shape[0], fout = w.Shape[0];
-        Check.Same("linear backward", "dy", dy.Shape, new Shape(n, fout));
-        if (dx != null) { Check.Same("linear backward", "dx", dx.Shape, x.Shape); Gemm(dx, dy, false, w, false); }
-        if (dw != null) { Check.Same("linear backward", "dw", dw.Shape, w.Shape); Gemm(dw, dy, true, x, false, 1f, 1f); }
+        var (n, fout) = OpChecks.LinearBackward(dx, dw, db, dy, x, w);
+        if (dx != null) Gemm(dx, dy, false, w, false);
+        if (dw != null) Gemm(dw, dy, true, x, false, 1f, 1f);
         if (db != null)
         {
-            Check.Same("linear backward", "db", db.Shape, new Shape(fout));
             var dbs = Host(db); var dys = Host(dy);
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < fout; j++) dbs[j] += dys[i * fout + j];
@@ -181,8 +162,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void AddChannelBias(Tensor y, Tensor bias)
     {
-        Check.Rank("channel bias", "output", y.Shape, 4);
-        Check.Same("channel bias", "bias", bias.Shape, new Shape(y.Shape.C));
+        OpChecks.ChannelBias(y, bias);
         int c = y.Shape.C, hw = y.Shape.H * y.Shape.W;
         Host(y); Host(bias);
         Chunks(y.Shape.N * c, Math.Max(1, ElementwiseChunk / Math.Max(1, hw)), (s, e, _) =>
@@ -194,8 +174,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void ChannelBiasBackward(Tensor dbias, Tensor dy)
     {
-        Check.Rank("channel bias backward", "dy", dy.Shape, 4);
-        Check.Same("channel bias backward", "dbias", dbias.Shape, new Shape(dy.Shape.C));
+        OpChecks.ChannelBiasBackward(dbias, dy);
         int n = dy.Shape.N, c = dy.Shape.C, hw = dy.Shape.H * dy.Shape.W;
         var ds = Host(dbias); var g = Host(dy);
         // Sums in double in a fixed order (image by image) so the result does not depend on threading.
@@ -211,8 +190,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void GlobalAvgPoolForward(Tensor y, Tensor x)
     {
-        Check.Rank("global average pool", "input", x.Shape, 4);
-        Check.Same("global average pool", "output", y.Shape, new Shape(x.Shape.N, x.Shape.C));
+        OpChecks.GlobalAvgPool(y, x);
         int hw = x.Shape.H * x.Shape.W;
         var ys = Host(y); var xs = Host(x);
         for (int r = 0; r < ys.Length; r++)
@@ -226,8 +204,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void GlobalAvgPoolBackward(Tensor dx, Tensor dy)
     {
-        Check.Rank("global average pool backward", "dx", dx.Shape, 4);
-        Check.Same("global average pool backward", "dy", dy.Shape, new Shape(dx.Shape.N, dx.Shape.C));
+        OpChecks.GlobalAvgPoolBackward(dx, dy);
         int hw = dx.Shape.H * dx.Shape.W;
         var dxs = Host(dx); var dys = Host(dy);
         for (int r = 0; r < dys.Length; r++) dxs.Slice(r * hw, hw).Fill(dys[r] / hw);
@@ -237,8 +214,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void SgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, float lr, float momentum, float weightDecay, bool nesterov)
     {
-        Check.Same("sgd", "grad", grad.Shape, param.Shape);
-        Check.Same("sgd", "momentum buffer", momentumBuffer.Shape, param.Shape);
+        OpChecks.Sgd(param, grad, momentumBuffer);
         Host(param); Host(grad); Host(momentumBuffer);
         Chunks(param.Length, ElementwiseChunk, (s, e, _) =>
             Simd.Sgd(Slice(param, s, e), Slice(grad, s, e), Slice(momentumBuffer, s, e), lr, momentum, weightDecay, nesterov));
@@ -246,10 +222,7 @@ public sealed partial class CpuBackend : IBackend
 
     public void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, float lr, float beta1, float beta2, float eps, float weightDecay)
     {
-        Check.Same("adam", "grad", grad.Shape, param.Shape);
-        Check.Same("adam", "first moment", m.Shape, param.Shape);
-        Check.Same("adam", "second moment", v.Shape, param.Shape);
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), "adam: step is 1-based");
+        OpChecks.Adam(param, grad, m, v, step);
         // Bias corrections in double, as PyTorch computes them in Python floats.
         double bc1 = 1 - Math.Pow(beta1, step), bc2 = 1 - Math.Pow(beta2, step);
         float stepSize = (float)(lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
