@@ -44,7 +44,7 @@ public class BadInputTests
         Tensor c3() => A(3);
         ThrowsNaming(() => _b.BatchNormForwardTraining(A(2, 3, 4, 5), x, gamma, c3(), c3(), c3(), c3(), c3(), 0.1f, 1e-5f, true), x, gamma);
         ThrowsNaming(() => _b.BatchNormForwardInference(A(2, 3, 4, 5), x, gamma, c3(), c3(), c3(), 1e-5f), x, gamma);
-        ThrowsNaming(() => _b.BatchNormBackward(A(2, 3, 4, 5), c3(), c3(), A(2, 3, 4, 5), x, gamma, c3(), c3()), x, gamma);
+        ThrowsNaming(() => _b.BatchNormBackward(A(2, 3, 4, 5), c3(), c3(), A(2, 3, 4, 5), x, gamma, c3(), c3(), 1e-5f), x, gamma);
     }
 
     [Test]

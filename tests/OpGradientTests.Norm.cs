@@ -92,7 +92,7 @@ public partial class OpGradientTests
         var pb = Data.Uniform(c.C, rng);
         var dgamma = T(pg, c.C);
         var dbeta = T(pb, c.C);
-        _b.BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInv);
+        _b.BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInv, 1e-5f);
 
         var dxRef = Gradient(Projected(v => Bn(v, gd, bd), r), xd);
         var dgRef = Gradient(Projected(v => Bn(xd, v, bd), r), gd);
@@ -104,14 +104,14 @@ public partial class OpGradientTests
 
         // second call: gradients accumulate, dx is overwritten again (same values)
         var dx2 = Nan(c.N, c.C, c.H, c.W);
-        _b.BatchNormBackward(dx2, dgamma, dbeta, dy, x, gamma, saveMean, saveInv);
+        _b.BatchNormBackward(dx2, dgamma, dbeta, dy, x, gamma, saveMean, saveInv, 1e-5f);
         Validate("bn dx (second call)", dx2.ToArray(), dxRef, dxTol, Tol.Rtol);
         Validate("bn dgamma (prefill + 2 backwards)", dgamma.ToArray(), Accumulated(pg, dgRef, 2), 2 * Tol.Sum(m, m * xhatMax * (1 + xMax * invMax)), Tol.Rtol);
         Validate("bn dbeta (prefill + 2 backwards)", dbeta.ToArray(), Accumulated(pb, dbRef, 2), 2 * Tol.Sum(m, m), Tol.Rtol);
 
         // parameter gradients switched off: dx alone
         var dx3 = Nan(c.N, c.C, c.H, c.W);
-        _b.BatchNormBackward(dx3, null, null, dy, x, gamma, saveMean, saveInv);
+        _b.BatchNormBackward(dx3, null, null, dy, x, gamma, saveMean, saveInv, 1e-5f);
         Validate("bn dx (no parameter gradients)", dx3.ToArray(), dxRef, dxTol, Tol.Rtol);
     }
 

@@ -48,7 +48,7 @@ public class ParameterArenaTests
         public void ChannelBiasBackward(Tensor dbias, Tensor dy) => throw No();
         public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, float momentum, float eps, bool updateRunning) => throw No();
         public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float eps) => throw No();
-        public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd) => throw No();
+        public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, float eps) => throw No();
         public void GlobalAvgPoolForward(Tensor y, Tensor x) => throw No();
         public void GlobalAvgPoolBackward(Tensor dx, Tensor dy) => throw No();
         public void LogSoftmaxForward(Tensor logp, Tensor z) => throw No();

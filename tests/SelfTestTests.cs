@@ -70,8 +70,8 @@ public class SelfTestTests
         { Before("BatchNormForwardTraining"); _cpu.BatchNormForwardTraining(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), I(saveMean), I(saveInvStd), momentum, eps, updateRunning); After("BatchNormForwardTraining", y); }
         public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float eps)
         { Before("BatchNormForwardInference"); _cpu.BatchNormForwardInference(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), eps); After("BatchNormForwardInference", y); }
-        public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd)
-        { Before("BatchNormBackward"); _cpu.BatchNormBackward(I(dx), N(dgamma), N(dbeta), I(dy), I(x), I(gamma), I(saveMean), I(saveInvStd)); After("BatchNormBackward", dx); }
+        public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, float eps)
+        { Before("BatchNormBackward"); _cpu.BatchNormBackward(I(dx), N(dgamma), N(dbeta), I(dy), I(x), I(gamma), I(saveMean), I(saveInvStd), eps); After("BatchNormBackward", dx); }
         public void GlobalAvgPoolForward(Tensor y, Tensor x) { Before("GlobalAvgPoolForward"); _cpu.GlobalAvgPoolForward(I(y), I(x)); After("GlobalAvgPoolForward", y); }
         public void GlobalAvgPoolBackward(Tensor dx, Tensor dy) { Before("GlobalAvgPoolBackward"); _cpu.GlobalAvgPoolBackward(I(dx), I(dy)); After("GlobalAvgPoolBackward", dx); }
         public void LogSoftmaxForward(Tensor logp, Tensor z) { Before("LogSoftmaxForward"); _cpu.LogSoftmaxForward(I(logp), I(z)); After("LogSoftmaxForward", logp); }

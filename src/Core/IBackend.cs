@@ -97,9 +97,12 @@ public interface IBackend : IDisposable
     /// <summary>Eval mode: normalise with the running statistics.</summary>
     void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, float eps);
-    /// <summary>dx (overwrites) and, when not null, dgamma += , dbeta += for a training-mode forward.</summary>
+    /// <summary>
+    /// dx (overwrites) and, when not null, dgamma += , dbeta += for a training-mode forward;
+    /// <paramref name="eps"/> is the forward's (cuDNN's backward needs it; the CPU uses saveInvStd alone).
+    /// </summary>
     void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma,
-        Tensor saveMean, Tensor saveInvStd);
+        Tensor saveMean, Tensor saveInvStd, float eps);
 
     // ---- pooling
     /// <summary>y (N,C) = mean over H,W of x (N,C,H,W).</summary>

@@ -139,7 +139,7 @@ public sealed class BatchNorm2d : Layer
         if (!_trainedForward) throw new InvalidOperationException($"{_name}: backward needs a training-mode forward");
         var b = dy.Backend;
         var dx = Ensure(ref _dx, b, x.Shape);
-        b.BatchNormBackward(dx, weightGrads ? Weight.Grad : null, weightGrads ? Bias.Grad : null, dy, x, Weight.Value, _saveMean!, _saveInvStd!);
+        b.BatchNormBackward(dx, weightGrads ? Weight.Grad : null, weightGrads ? Bias.Grad : null, dy, x, Weight.Value, _saveMean!, _saveInvStd!, Eps);
         return dx;
     }
 }

@@ -131,7 +131,7 @@ public static class SelfTestCases
             var (sm, si) = (c.Zeros(new Shape(6)), c.Zeros(new Shape(6)));
             c.B.BatchNormForwardTraining(c.Zeros(s), x, gamma, c.R(new Shape(6)), c.Zeros(new Shape(6)), c.Zeros(new Shape(6)), sm, si, 0.1f, 1e-5f, updateRunning: false);
             var (dx, dg, db) = (c.R(s), c.R(new Shape(6)), c.R(new Shape(6)));
-            c.B.BatchNormBackward(dx, dg, db, c.R(s), x, gamma, sm, si);
+            c.B.BatchNormBackward(dx, dg, db, c.R(s), x, gamma, sm, si, 1e-5f);
             c.Record("dx", dx); c.Record("dgamma", dg); c.Record("dbeta", db);
         }),
 
