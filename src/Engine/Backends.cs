@@ -1,5 +1,6 @@
 using RlMixup.Core;
 using RlMixup.Core.Cpu;
+using RlMixup.Core.Cuda;
 
 namespace RlMixup.Engine;
 
@@ -55,16 +56,14 @@ public static class Backends
         }
     }
 
-    // ==== THE ONE PLACE TO CHANGE WHEN THE CUDA BACKEND LANDS ====================================
-    // Construct the CUDA backend on device 0 with TF32 allowed or not. Throw when there is none
-    // (library not found, no device, driver too old): TryCreateCuda turns the message into the
-    // one-line reason that `info`, `--device auto` and `--device cuda` print.
+    // The CUDA backend on device 0 with TF32 allowed or not. It throws when there is none (library
+    // not found, no device, driver too old): TryCreateCuda turns the message into the one-line
+    // reason that `info`, `--device auto` and `--device cuda` print.
     private static IBackend CreateCudaBackend(bool tf32)
     {
-        _ = tf32;
-        throw new NotSupportedException("the CUDA backend is not built into this version");
+        if (!CudaDevice.TryInit(out string reason)) throw new InvalidOperationException(reason);
+        return new CudaBackend(tf32);
     }
-    // =============================================================================================
 
     private static string OneLine(string message) =>
         string.Join(" ", message.Split((char[])['\r', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()));

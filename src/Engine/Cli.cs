@@ -76,9 +76,16 @@ public static class Cli
         yield return $"backend cpu  available: {cpu.Threads} threads";
         if (Backends.TryCreateCuda(tf32: true, out var cuda, out string reason))
         {
-            using (cuda) yield return $"backend cuda available: {cuda!.Name}";
+            using (cuda)
+            {
+                yield return $"backend cuda available: {cuda!.Name}";
+                if (cuda is RlMixup.Core.Cuda.CudaBackend device)
+                    foreach (var line in device.Describe()) yield return line;
+            }
         }
         else yield return $"backend cuda not available: {reason}";
+        var modules = RlMixup.Core.Cuda.PtxModules.Names;
+        yield return $"kernels      {RlMixup.Core.Cuda.KernelCatalog.All.Count} CUDA kernels in {modules.Count} embedded PTX modules ({string.Join(", ", modules)})";
         var features = new List<string>();
         if (Avx2.IsSupported) features.Add("AVX2");
         if (Fma.IsSupported) features.Add("FMA");

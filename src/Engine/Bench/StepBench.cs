@@ -89,8 +89,10 @@ public static class StepBench
         var data = SyntheticData.Generate(trainImages, BenchResult.RewardImages, o.Classes, o.Seed);
         using var trainer = new Trainer(backend, data, config);
         var rng = new Rng(o.Seed + 7);
-        using var loader = DataLoader.Training(new CpuBatchSource(backend, data.Train), o.Batch, config.Augmentation);
-        var test = new CpuBatchSource(backend, data.Test);
+        using var loader = DataLoader.Training(BatchSources.Create(backend, data.Train), o.Batch, config.Augmentation);
+        using var trainData = loader.Source as IDisposable;
+        var test = BatchSources.Create(backend, data.Test);
+        using var testData = test as IDisposable;
         int[] rewardIndices = [.. Enumerable.Range(0, BenchResult.RewardImages)];
         var patches = config.Mix.Patches;
         int rollout = Math.Max(o.PpoRollout, o.Warmup + o.Steps);

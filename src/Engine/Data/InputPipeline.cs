@@ -1,3 +1,4 @@
+using RlMixup.Core.Cuda;
 using RlMixup.Core;
 
 namespace RlMixup.Engine.Data;
@@ -229,4 +230,59 @@ public sealed class DataLoader : IDisposable
         _x.Dispose();
         _targets.Dispose();
     }
+}
+
+/// <summary>
+/// The GPU batch source: the uint8 images and labels are copied to the device once, and each batch
+/// is gathered, cropped, flipped and normalised there by one kernel (<see cref="CudaBackend.GatherAugment"/>),
+/// from the same host-drawn indices and crops as <see cref="CpuBatchSource"/>, with the same result bit for bit.
+/// </summary>
+public sealed class CudaBatchSource : IBatchSource, IDisposable
+{
+    private readonly CudaBackend _backend;
+    private readonly DeviceBytes _images, _labels;
+    private int[] _aug = [];
+
+    public CudaBatchSource(CudaBackend backend, ImageSet set)
+    {
+        _backend = backend;
+        Set = set;
+        _images = backend.UploadBytes(set.Pixels);
+        try { _labels = backend.UploadBytes(set.Labels); }
+        catch { _images.Dispose(); throw; }
+    }
+
+    public IBackend Backend => _backend;
+    public ImageSet Set { get; }
+    public int Count => Set.Count;
+    public int Classes => Set.Classes;
+    public int Label(int index) => Set.Labels[index];
+
+    public void Fill(Tensor x, Tensor targets, ReadOnlySpan<int> indices, ReadOnlySpan<CropFlip> augment)
+    {
+        int n = indices.Length;
+        if (augment.Length != 0 && augment.Length != n)
+            throw new ArgumentException($"batch source: {augment.Length} augmentation records for {n} images");
+        if (targets.Shape != new Shape(n, Classes))
+            throw new ShapeMismatchException($"batch source: targets tensor {targets.Shape} is not ({n}, {Classes})");
+        if (_aug.Length < 3 * n) _aug = new int[3 * n];
+        var aug = _aug.AsSpan(0, 3 * n);
+        aug.Clear();
+        for (int i = 0; i < augment.Length; i++)
+            (aug[3 * i], aug[3 * i + 1], aug[3 * i + 2]) = (augment[i].Dx, augment[i].Dy, augment[i].Flip ? 1 : 0);
+        _backend.GatherAugment(x, targets, _images, _labels, indices, aug, Normalisation.Mean, Normalisation.Std);
+    }
+
+    public void Dispose()
+    {
+        _images.Dispose();
+        _labels.Dispose();
+    }
+}
+
+/// <summary>The batch source for a backend: on a GPU the dataset lives on the device, elsewhere on the host.</summary>
+public static class BatchSources
+{
+    public static IBatchSource Create(IBackend backend, ImageSet set) =>
+        backend is CudaBackend cuda ? new CudaBatchSource(cuda, set) : new CpuBatchSource(backend, set);
 }

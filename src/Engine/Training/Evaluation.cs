@@ -24,7 +24,8 @@ public static class Evaluation
     {
         if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"batch must be at least 1, got {batch}");
         int k = set.Classes, top = Math.Min(5, k);
-        var source = new CpuBatchSource(backend, set);
+        var source = BatchSources.Create(backend, set);
+        using var deviceData = source as IDisposable; // the dataset's device copy, on a GPU
         using var x = backend.Allocate(new Shape(batch, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
         using var y = backend.Allocate(new Shape(batch, k));
         var logits = new float[batch * k];

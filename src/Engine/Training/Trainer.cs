@@ -93,11 +93,11 @@ public sealed partial class Trainer : IDisposable
         Store = new ParameterStore();
         Model = new PreActResNet18(Store, config.Width, data.Classes);
         Store.Materialize(backend, _rng);
-        _train = DataLoader.Training(new CpuBatchSource(backend, data.Train), config.BatchSize, config.Augmentation);
+        _train = DataLoader.Training(BatchSources.Create(backend, data.Train), config.BatchSize, config.Augmentation);
         if (_train.BatchesPerEpoch < 1)
             throw new ArgumentException($"{data.Name}: {data.Train.Count} training images make no full batch of {config.BatchSize}");
-        _test = new CpuBatchSource(backend, data.Test);
-        _heldOut = heldOut == null ? _test : new CpuBatchSource(backend, heldOut);
+        _test = BatchSources.Create(backend, data.Test);
+        _heldOut = heldOut == null ? _test : BatchSources.Create(backend, heldOut);
         Schedule = OneCycleSchedule.FromEpochs(config.Epochs, _train.BatchesPerEpoch, config.MaxLr, config.DivFactor, config.FinalDivFactor,
             config.PctStart, config.CycleMomentum);
         Sgd = new Sgd(Store, (float)Schedule.LearningRate(0), config.Momentum, config.WeightDecay, nesterov: true);
@@ -250,6 +250,10 @@ public sealed partial class Trainer : IDisposable
         Agent?.Dispose();
         _mixedMaps?.Dispose();
         _train.Dispose();
+        // the datasets' device copies, on a GPU
+        (_train.Source as IDisposable)?.Dispose();
+        (_test as IDisposable)?.Dispose();
+        if (!ReferenceEquals(_heldOut, _test)) (_heldOut as IDisposable)?.Dispose();
     }
 
     /// <summary>An epoch between its first and last step: its batch plan, the steps run and the sums so far.</summary>
