@@ -8,7 +8,8 @@ namespace RlMixup.Bench;
 /// Median ms of forward, backward-data and backward-filter for every convolution shape of
 /// PreActResNet18 (batch 100, 32×32) and of the agent (batch 100 for PPO, batch 1 for Act), the
 /// twin of bench/reference/torch_conv.py: where the CPU step loses or wins, layer by layer.
-/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N]
+/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter]
+/// (--compare-filter adds the backward-filter time of the im2col path beside the default one).
 /// </summary>
 public static class ConvTimer
 {
@@ -34,6 +35,7 @@ public static class ConvTimer
     public static int Run(string[] args)
     {
         int width = 16, reps = 7, threads = Environment.ProcessorCount;
+        bool compareFilter = false;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -42,12 +44,13 @@ public static class ConvTimer
                 case "--width": width = int.Parse(Next()); break;
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--threads": threads = int.Parse(Next()); break;
+                case "--compare-filter": compareFilter = true; break;
                 default: Console.Error.WriteLine($"error: unknown option {args[i]}"); return 2;
             }
         }
         using var b = new CpuBackend(threads);
         var rng = new Rng(1);
-        Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}");
+        Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8}" : "")}");
         foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
         {
             var spec = new Conv2dSpec(st, pad);
@@ -61,7 +64,14 @@ public static class ConvTimer
             double fwd = Median(reps, () => b.Conv2dForward(y, x, wt, spec));
             double bd = Median(reps, () => b.Conv2dBackwardData(dx, dy, wt, spec));
             double bf = Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec));
-            Console.WriteLine($"{name,-8} {fwd,8:F2} {bd,8:F2} {bf,8:F2}");
+            string extra = "";
+            if (compareFilter)
+            {
+                b.WinogradFilterGrad = false;
+                extra = $" {Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec)),8:F2}";
+                b.WinogradFilterGrad = null;
+            }
+            Console.WriteLine($"{name,-8} {fwd,8:F2} {bd,8:F2} {bf,8:F2}{extra}");
             foreach (var t in new[] { x, wt, y, dy, dx, dw }) t.Dispose();
         }
         return 0;

@@ -77,15 +77,27 @@ public partial class OpGradientTests
         var dw = T(prefill, c.O, c.C, c.KH, c.KW);
         var dwRef = Gradient(Projected(v => Conv(xd, v), r), wd);
         int kdw = c.N * oh * ow;
-        // Both orientations of the filter-gradient GEMM (dW = dY·colᵀ, then dWᵀ = col·dYᵀ) must agree.
+        // Both orientations of the im2col filter-gradient GEMM (dW = dY·colᵀ, then dWᵀ = col·dYᵀ) and,
+        // for 3x3/stride 1/pad 1, the Winograd one must agree, each accumulating onto the last.
         var cpu = (CpuBackend)_b;
-        cpu.FilterGradTransposed = false;
-        _b.Conv2dBackwardFilter(dw, x, dy, spec);
-        Validate("conv2d dw (prefill + 1 backward)", dw.ToArray(), Accumulated(prefill, dwRef, 1), Tol.Sum(kdw + 1, kdw + 1), Tol.Rtol);
-        cpu.FilterGradTransposed = true;
-        try { _b.Conv2dBackwardFilter(dw, x, dy, spec); }
-        finally { cpu.FilterGradTransposed = null; }
+        cpu.WinogradFilterGrad = false;
+        try
+        {
+            cpu.FilterGradTransposed = false;
+            _b.Conv2dBackwardFilter(dw, x, dy, spec);
+            Validate("conv2d dw (prefill + 1 backward)", dw.ToArray(), Accumulated(prefill, dwRef, 1), Tol.Sum(kdw + 1, kdw + 1), Tol.Rtol);
+            cpu.FilterGradTransposed = true;
+            _b.Conv2dBackwardFilter(dw, x, dy, spec);
+        }
+        finally { cpu.FilterGradTransposed = null; cpu.WinogradFilterGrad = null; }
         Validate("conv2d dw (prefill + 2 backwards)", dw.ToArray(), Accumulated(prefill, dwRef, 2), Tol.Sum(2 * kdw + 1, 2 * kdw + 1), Tol.Rtol);
+        if (!winograd) return;
+        int before = cpu.WinogradCalls;
+        _b.Conv2dBackwardFilter(dw, x, dy, spec);
+        Assert.That(cpu.WinogradCalls - before, Is.EqualTo(1), "the filter gradient took the Winograd path");
+        // The transforms add a few roundings per term (products by ½, sums of up to four tiles'
+        // worth): the bound of a sum of 3·kdw terms plus 4 roundings per term covers them.
+        Validate("conv2d dw (prefill + 2 backwards + Winograd)", dw.ToArray(), Accumulated(prefill, dwRef, 3), Tol.Sum(7 * kdw + 1, 3 * kdw + 1), Tol.Rtol);
     }
 
     #endregion

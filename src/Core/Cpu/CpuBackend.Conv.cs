@@ -114,6 +114,11 @@ public sealed partial class CpuBackend
         var pl = Plan(x.Shape, dw.Shape, yShape, spec);
         float[] xa = Arr(x), dya = Arr(dy), dwa = Arr(dw);
         int xo = x.Offset, dyo = dy.Offset, dwo = dw.Offset;
+        if (UseWinograd(pl) && (WinogradFilterGrad ?? true))
+        {
+            fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo]) WinogradBackwardFilter(px, pdy, pdw, pl);
+            return;
+        }
         int workers = Math.Min(Threads, pl.Groups);
         // Two orientations of the same sum over groups:
         //   dW  (O, C·kH·kW)  += dY · colᵀ   packs (transposes) all of col as the GEMM's B;
@@ -158,6 +163,9 @@ public sealed partial class CpuBackend
                         for (int o = o0; o < Math.Min(o0 + tile, pl.O); o++)
                             dws[o * pl.Ckk + k] += p[k * pl.O + o];
     }
+
+    /// <summary>Tests and benchmarks force (true) or forbid (false) Winograd for backward-filter; null follows <see cref="UseWinograd"/>.</summary>
+    internal bool? WinogradFilterGrad { get; set; }
 
     /// <summary>Tests force one backward-filter orientation; null chooses by the packing-cost rule.</summary>
     internal bool? FilterGradTransposed { get; set; }

@@ -178,6 +178,118 @@ public sealed partial class CpuBackend
     private static int RoundUp8(int v) => (v + 7) & ~7;
 
     /// <summary>
+    /// dw (O, C, 3, 3) += the filter gradient of a 3×3 pad-1 convolution by Winograd: with V_ξ the
+    /// input tiles (Bᵀ d B, as forward) and dM_ξ = A dY Aᵀ the 4×4 transform of each 2×2 tile of dy
+    /// (the adjoint of the forward's output transform), dU_ξ (O, C) = Σ_tiles dM_ξ · V_ξᵀ, 16 GEMMs
+    /// per group of images into per-worker partials, then dw += Gᵀ dU G (the adjoint of U = G g Gᵀ).
+    /// </summary>
+    private unsafe void WinogradBackwardFilter(float* x, float* dy, float* dw, in ConvPlan pl)
+    {
+        Interlocked.Increment(ref WinogradCalls);
+        int n = pl.N, ci = pl.C, co = pl.O, h = pl.H, w = pl.W;
+        int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw;
+        int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)n * tiles / ((double)Threads * TargetColumns)));
+        int g = (n + Math.Min(n, Threads * groupsPerThread) - 1) / Math.Min(n, Threads * groupsPerThread);
+        int groups = (n + g - 1) / g;
+        int ld = g * tiles + 8;
+        int rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
+        long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld), us = (long)co * ci;
+        int workers = Math.Min(Threads, groups);
+        var partials = FilterPartials(workers, (int)(16 * us));
+        Chunks(groups, 1, (s, e, worker) =>
+        {
+            float[] v = Scratch(ref t_wv, (int)(16 * vs)), m = Scratch(ref t_wm, (int)(16 * ms));
+            float[] planes = Scratch(ref t_wplane, 2 * pr * rw);
+            fixed (float* pv = v, pm = m, pp = planes, pu = partials[worker])
+                for (int grp = s; grp < e; grp++)
+                {
+                    int first = grp * g, count = Math.Min(g, n - first), cols = count * tiles;
+                    for (int i = 0; i < count; i++)
+                    {
+                        InputTransform(x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, vs, pp);
+                        OutputGradTransform(dy + (long)(first + i) * co * h * w, co, h, w, pm + i * tiles, ld, ms);
+                    }
+                    for (int xi = 0; xi < 16; xi++)
+                        Cpu.Gemm.Sgemm(false, true, co, ci, cols, 1f, pm + xi * ms, ld, pv + xi * vs, ld, 1f, pu + xi * us, ci, 1);
+                }
+        });
+        for (int i = 1; i < workers; i++) Simd.Axpy(partials[0].AsSpan(0, (int)(16 * us)), 1f, partials[i].AsSpan(0, (int)(16 * us)));
+        fixed (float* pu = partials[0]) FilterGradTransform(pu, us, co, ci, dw);
+    }
+
+    /// <summary>
+    /// dM[ξ, o, ti·TW + tj] (row stride ld, ξ planes xiStride apart) = A d Aᵀ for every 2×2 tile d of
+    /// one image's dy (co, h, w), zero outside the image; A = [1 0; 1 1; 1 -1; 0 -1], so a column
+    /// (a, c) becomes (a, a+c, a−c, −c).
+    /// </summary>
+    private static unsafe void OutputGradTransform(float* dy, int co, int h, int w, float* m, int ld, long xiStride)
+    {
+        int th = (h + 1) / 2, tw = (w + 1) / 2;
+        for (int o = 0; o < co; o++)
+        {
+            float* src = dy + (long)o * h * w, dst = m + (long)o * ld;
+            for (int ti = 0; ti < th; ti++)
+            {
+                int r0 = 2 * ti;
+                bool second = r0 + 1 < h;
+                for (int tj = 0; tj < tw; tj++)
+                {
+                    int c0 = 2 * tj;
+                    bool right = c0 + 1 < w;
+                    float d00 = src[r0 * w + c0], d01 = right ? src[r0 * w + c0 + 1] : 0f;
+                    float d10 = second ? src[(r0 + 1) * w + c0] : 0f, d11 = second && right ? src[(r0 + 1) * w + c0 + 1] : 0f;
+                    // t = A d: four rows of two
+                    float t00 = d00, t01 = d01, t10 = d00 + d10, t11 = d01 + d11, t20 = d00 - d10, t21 = d01 - d11, t30 = -d10, t31 = -d11;
+                    float* q = dst + ti * tw + tj;
+                    Store4(q, xiStride, 0, t00, t01);
+                    Store4(q, xiStride, 4, t10, t11);
+                    Store4(q, xiStride, 8, t20, t21);
+                    Store4(q, xiStride, 12, t30, t31);
+                }
+            }
+        }
+    }
+
+    /// <summary>Row (p, q) of A d, times Aᵀ: ξ = xi..xi+3 get (p, p+q, p−q, −q).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store4(float* q, long xiStride, int xi, float p, float r)
+    {
+        q[xi * xiStride] = p;
+        q[(xi + 1) * xiStride] = p + r;
+        q[(xi + 2) * xiStride] = p - r;
+        q[(xi + 3) * xiStride] = -r;
+    }
+
+    /// <summary>
+    /// dw (co, ci, 3, 3) += Gᵀ dU G for every filter, dU[ξ, o, c] with planes us apart;
+    /// Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1].
+    /// </summary>
+    private static unsafe void FilterGradTransform(float* du, long us, int co, int ci, float* dw)
+    {
+        float* u = stackalloc float[16];
+        float* t = stackalloc float[12];
+        for (long f = 0; f < (long)co * ci; f++)
+        {
+            for (int xi = 0; xi < 16; xi++) u[xi] = du[xi * us + f];
+            for (int r = 0; r < 4; r++) // t (4×3) = dU G: row r of dU times G
+            {
+                float a = u[4 * r], b = u[4 * r + 1], c = u[4 * r + 2], d = u[4 * r + 3];
+                t[3 * r] = a + 0.5f * (b + c);
+                t[3 * r + 1] = 0.5f * (b - c);
+                t[3 * r + 2] = 0.5f * (b + c) + d;
+            }
+            float* g = dw + f * 9;
+            for (int l = 0; l < 3; l++) // dg = Gᵀ t, column by column
+            {
+                float a = t[l], b = t[3 + l], c = t[6 + l], d = t[9 + l];
+                g[l] += a + 0.5f * (b + c);
+                g[3 + l] += 0.5f * (b - c);
+                g[6 + l] += 0.5f * (b + c) + d;
+            }
+        }
+    }
+
+    /// <summary>
     /// V[ξ, c, ti·TW + tj] (row stride ld, ξ planes xiStride apart) = Bᵀ d B for every tile of one
     /// image x (ci, h, w). planes: scratch for one channel split into even and odd columns.
     /// </summary>
