@@ -8,8 +8,9 @@ namespace RlMixup.Bench;
 /// Median ms of forward, backward-data and backward-filter for every convolution shape of
 /// PreActResNet18 (batch 100, 32×32) and of the agent (batch 100 for PPO, batch 1 for Act), the
 /// twin of bench/reference/torch_conv.py: where the CPU step loses or wins, layer by layer.
-/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter]
-/// (--compare-filter adds the backward-filter time of the im2col path beside the default one).
+/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter] [--no-winograd-valid]
+/// (--compare-filter adds the backward-filter time of the im2col path beside the default one;
+/// --no-winograd-valid sends the valid (pad 0) 3×3 convolutions, the agent's, through im2col).
 /// </summary>
 public static class ConvTimer
 {
@@ -35,7 +36,7 @@ public static class ConvTimer
     public static int Run(string[] args)
     {
         int width = 16, reps = 7, threads = Environment.ProcessorCount;
-        bool compareFilter = false;
+        bool compareFilter = false, winogradValid = true;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -45,10 +46,11 @@ public static class ConvTimer
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--compare-filter": compareFilter = true; break;
+                case "--no-winograd-valid": winogradValid = false; break;
                 default: Console.Error.WriteLine($"error: unknown option {args[i]}"); return 2;
             }
         }
-        using var b = new CpuBackend(threads);
+        using var b = new CpuBackend(threads) { WinogradValid = winogradValid ? null : false };
         var rng = new Rng(1);
         Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8}" : "")}");
         foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))

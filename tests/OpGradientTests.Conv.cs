@@ -37,6 +37,13 @@ public partial class OpGradientTests
         new(2, 4, 5, 36, 3, 3, 3, 1, 1, 1, 1),
         new(1, 2, 33, 17, 3, 3, 3, 1, 1, 1, 1),
         new(9, 7, 4, 4, 5, 3, 3, 1, 1, 1, 1),    // 4x4 images: 4 tiles each, many images per group
+        // valid (pad 0) 3x3 convolutions through the same-padded Winograd path: the agent's kind,
+        // odd and even sizes, a 1x1 output, channel counts not multiples of 8
+        new(2, 5, 7, 6, 4, 3, 3, 1, 1, 0, 0),
+        new(3, 9, 16, 16, 10, 3, 3, 1, 1, 0, 0),
+        new(2, 4, 3, 3, 2, 3, 3, 1, 1, 0, 0),
+        new(1, 6, 9, 9, 5, 3, 3, 1, 1, 0, 0),    // one image: im2col
+        new(5, 3, 5, 8, 6, 3, 3, 1, 1, 0, 0),
     ];
 
     [TestCaseSource(nameof(ConvCases))]
@@ -54,7 +61,7 @@ public partial class OpGradientTests
         var x = T(xf, c.N, c.C, c.H, c.W);
         var w = T(wf, c.O, c.C, c.KH, c.KW);
         var y = Nan(c.N, c.O, oh, ow);
-        bool winograd = c is { KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1 };
+        bool winograd = c is { KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1 } or { KH: 3, KW: 3, SH: 1, SW: 1, PH: 0, PW: 0, N: >= 2 };
         int winogradBefore = ((CpuBackend)_b).WinogradCalls;
         _b.Conv2dForward(y, x, w, spec);
         int k = c.C * c.KH * c.KW;

@@ -56,6 +56,17 @@ public sealed partial class CpuBackend
             fixed (float* pw = &wa[wo], py = &ya[yo], px = &xa[xo]) WinogradForward(px, pw, py, pl);
             return;
         }
+        if (UseWinogradValid(pl))
+        {
+            var same = SamePadded(pl);
+            float[] ys = ValidScratch(same.N * same.OutImage);
+            fixed (float* pw = &wa[wo], py = &ya[yo], px = &xa[xo], pys = ys)
+            {
+                WinogradForward(px, pw, pys, same);
+                CropInterior(pys, py, pl);
+            }
+            return;
+        }
         Chunks(pl.Groups, 1, (s, e, _) =>
         {
             int cols = pl.Group * pl.P;
@@ -83,6 +94,17 @@ public sealed partial class CpuBackend
         if (UseWinograd(pl))
         {
             fixed (float* pw = &wa[wo], pdy = &dya[dyo], pdx = &dxa[dxo]) WinogradBackwardData(pdy, pw, pdx, pl);
+            return;
+        }
+        if (UseWinogradValid(pl))
+        {
+            var same = SamePadded(pl);
+            float[] dys = ValidScratch(same.N * same.OutImage);
+            fixed (float* pw = &wa[wo], pdy = &dya[dyo], pdx = &dxa[dxo], pdys = dys)
+            {
+                EmbedInterior(pdy, pdys, pl);
+                WinogradBackwardData(pdys, pw, pdx, same);
+            }
             return;
         }
         Chunks(pl.Groups, 1, (s, e, _) =>
@@ -117,6 +139,17 @@ public sealed partial class CpuBackend
         if (UseWinograd(pl) && (WinogradFilterGrad ?? true))
         {
             fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo]) WinogradBackwardFilter(px, pdy, pdw, pl);
+            return;
+        }
+        if (UseWinogradValid(pl) && (WinogradFilterGrad ?? true))
+        {
+            var same = SamePadded(pl);
+            float[] dys = ValidScratch(same.N * same.OutImage);
+            fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo], pdys = dys)
+            {
+                EmbedInterior(pdy, pdys, pl);
+                WinogradBackwardFilter(px, pdys, pdw, same);
+            }
             return;
         }
         int workers = Math.Min(Threads, pl.Groups);

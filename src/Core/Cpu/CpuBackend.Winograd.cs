@@ -180,6 +180,55 @@ public sealed partial class CpuBackend
 
     private static int RoundUp8(int v) => (v + 7) & ~7;
 
+    // ---- valid (pad 0) 3×3 convolutions, the agent's: through the same-padded path.
+    // A valid output is the interior of the pad-1 output, y_valid[i, j] = y_same[i+1, j+1], so the
+    // forward computes y_same and crops it; backward-data and backward-filter take dy embedded in a
+    // zero frame as the pad-1 convolution's dy (the border outputs do not exist, so their gradient
+    // is zero). The border costs (H·W)/((H−2)(W−2)) more GEMM work (1.36× at 14×14, 1.44× at 12×12),
+    // well under Winograd's 2.25× saving. Measured at the agent's shapes (batch 100, 2 threads, ms,
+    // this path / im2col, same run): see docs/performance.md, "Convolutions".
+
+    // One image (the agent acting on a single observation) is faster through im2col: its GEMMs are
+    // small enough that the transforms and the border dominate (0.90 vs 0.80 ms at 100→200, 16×16).
+    private bool UseWinogradValid(in ConvPlan pl) =>
+        pl.KH == 3 && pl.KW == 3 && pl.Spec == new Conv2dSpec(1, 0) && pl.H >= 3 && pl.W >= 3 && pl.N >= 2
+        && Math.Min(pl.C, pl.O) >= WinogradMinChannels && Avx2.IsSupported && (WinogradValid ?? true);
+
+    /// <summary>Tests and benchmarks forbid (false) the Winograd route for valid convolutions; null allows it.</summary>
+    internal bool? WinogradValid { get; set; }
+
+    private static ConvPlan SamePadded(in ConvPlan pl) => pl with { Spec = new Conv2dSpec(1, 1), OH = pl.H, OW = pl.W };
+
+    private float[] _validScratch = [];
+
+    /// <summary>A scratch (N, O, H, W) for the same-padded output or output gradient, kept between calls.</summary>
+    private float[] ValidScratch(int size)
+    {
+        if (_validScratch.Length < size) _validScratch = new float[size];
+        return _validScratch;
+    }
+
+    /// <summary>y (N, O, H−2, W−2) = the interior of ys (N, O, H, W).</summary>
+    private unsafe void CropInterior(float* ys, float* y, in ConvPlan pl)
+    {
+        int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
+        long planes = (long)pl.N * pl.O;
+        for (long p = 0; p < planes; p++)
+            for (int i = 0; i < oh; i++)
+                new ReadOnlySpan<float>(ys + p * h * w + (i + 1) * w + 1, ow).CopyTo(new Span<float>(y + p * oh * ow + i * ow, ow));
+    }
+
+    /// <summary>dys (N, O, H, W) = dy (N, O, H−2, W−2) in a zero frame one pixel wide.</summary>
+    private unsafe void EmbedInterior(float* dy, float* dys, in ConvPlan pl)
+    {
+        int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
+        long planes = (long)pl.N * pl.O;
+        new Span<float>(dys, checked((int)(planes * h * w))).Clear();
+        for (long p = 0; p < planes; p++)
+            for (int i = 0; i < oh; i++)
+                new ReadOnlySpan<float>(dy + p * oh * ow + i * ow, ow).CopyTo(new Span<float>(dys + p * h * w + (i + 1) * w + 1, ow));
+    }
+
     /// <summary>
     /// dw (O, C, 3, 3) += the filter gradient of a 3×3 pad-1 convolution by Winograd: with V_ξ the
     /// input tiles (Bᵀ d B, as forward) and dM_ξ = A dY Aᵀ the 4×4 transform of each 2×2 tile of dy
