@@ -41,10 +41,9 @@ public sealed class CudaBuffer : DeviceBuffer
 /// </summary>
 public sealed partial class CudaBackend : IBackend
 {
-    [ThreadStatic] private static CudaContext? t_current;
-
     private readonly CudaContext _context;
     private readonly CudaStream _stream;
+    private readonly DriverAllocator _driverMemory;
     private readonly CachingAllocator _memory;
     private readonly CublasHandle _blas;
     private readonly CudnnHandle _dnn;
@@ -66,9 +65,9 @@ public sealed partial class CudaBackend : IBackend
         var owned = new List<IDisposable> { _context };
         try
         {
-            t_current = _context;
             _stream = CudaStream.Create(_context); owned.Add(_stream);
-            _memory = new CachingAllocator(new DriverAllocator());
+            _driverMemory = new DriverAllocator(_context);
+            _memory = new CachingAllocator(_driverMemory);
             foreach (string name in KernelCatalog.All.Select(k => k.Module).Distinct())
             {
                 var module = CudaModule.LoadEmbedded(_context, name);
@@ -79,7 +78,7 @@ public sealed partial class CudaBackend : IBackend
             _blas = CublasHandle.Create(_context, _stream); owned.Add(_blas);
             _blas.Tf32 = tf32;
             NativeLibraries.Require(NativeLibraries.Cudnn);
-            _dnn = CudnnHandle.Create(); owned.Add(_dnn);
+            _dnn = CudnnHandle.Create(_context); owned.Add(_dnn);
             _dnn.SetStream(_stream.Handle.Handle);
             _convWorkspace = new GrowingDeviceWorkspace(AllocateWorkspace, FreeWorkspace); owned.Add(_convWorkspace);
             _bnScratch = new GrowingDeviceWorkspace(AllocateWorkspace, FreeWorkspace); owned.Add(_bnScratch);
@@ -103,41 +102,81 @@ public sealed partial class CudaBackend : IBackend
 
     /// <summary>
     /// What `info` prints: the device, its memory and compute capability, the driver, cuBLAS and
-    /// cuDNN versions and the file each library was loaded from.
+    /// cuDNN versions and the file each library was loaded from. Every driver and library query is
+    /// made here, on the calling thread with the context current, not later while the lines are read.
     /// </summary>
-    public IEnumerable<string> Describe()
+    public IReadOnlyList<string> Describe()
     {
+        Enter();
         var (free, total) = _context.MemoryInfo();
         long cudnn = CudnnHandle.LibraryVersion;
-        yield return $"device       {Device.Name}: compute capability {Device.ComputeCapability}, {Device.SmCount} SMs, {total / (1L << 20)} MiB ({free / (1L << 20)} MiB free)";
-        yield return $"driver       CUDA {CudaDevice.FormatVersion(CudaDevice.DriverVersion)} ({NativeLibraries.LoadedPath(NativeLibraries.Driver) ?? "?"})";
-        yield return $"cublas       {_blas.Version / 10000}.{_blas.Version / 100 % 100}.{_blas.Version % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cublas) ?? "?"})";
-        yield return $"cudnn        {cudnn / 10000}.{cudnn / 100 % 100}.{cudnn % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cudnn) ?? "?"})";
-        yield return $"math         TF32 tensor cores {(Tf32 ? "allowed (--no-tf32 turns them off)" : "off: strict float32")}";
+        int blas = _blas.Version;
+        return
+        [
+            $"device       {Device.Name}: compute capability {Device.ComputeCapability}, {Device.SmCount} SMs, {total / (1L << 20)} MiB ({free / (1L << 20)} MiB free)",
+            $"driver       CUDA {CudaDevice.FormatVersion(CudaDevice.DriverVersion)} ({NativeLibraries.LoadedPath(NativeLibraries.Driver) ?? "?"})",
+            $"cublas       {blas / 10000}.{blas / 100 % 100}.{blas % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cublas) ?? "?"})",
+            $"cudnn        {cudnn / 10000}.{cudnn / 100 % 100}.{cudnn % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cudnn) ?? "?"})",
+            $"math         TF32 tensor cores {(Tf32 ? "allowed (--no-tf32 turns them off)" : "off: strict float32")}",
+        ];
     }
 
-    /// <summary>Makes the context current on the calling thread when it is not (the trainer may run on any thread).</summary>
+    /// <summary>
+    /// Makes the backend's context current on the calling thread when it is not (the trainer may run
+    /// on any thread). The driver is asked which context is current (cuCtxGetCurrent reads a
+    /// thread-local): a cached answer would go stale when anything else on the thread (another
+    /// backend, a release path binding its own context) switches contexts.
+    /// </summary>
     private void Enter()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!ReferenceEquals(t_current, _context))
-        {
-            _context.MakeCurrent();
-            t_current = _context;
-        }
+        EnsureCurrent(_context);
+    }
+
+    private static void EnsureCurrent(CudaContext context)
+    {
+        CuDriver.Check(CuDriver.cuCtxGetCurrent(out var current));
+        if (current != context.Handle) context.MakeCurrent();
     }
 
     // ---- memory
 
-    private sealed class DriverAllocator : IDeviceAllocator
+    /// <summary>
+    /// cuMemAlloc/cuMemFree for the caching allocator, each with the backend's context current (the
+    /// allocator may be entered from any thread). In teardown (<see cref="Teardown"/>) a free binds
+    /// the context quietly and ignores the status: a faulted context must not stop the rest of Dispose.
+    /// </summary>
+    private sealed class DriverAllocator(CudaContext context) : IDeviceAllocator
     {
-        public ulong Allocate(long bytes) => DeviceMemory.Allocate(bytes).Value;
-        public void Free(ulong ptr) => DeviceMemory.Free(new CUdeviceptr(ptr));
+        public bool Teardown { get; set; }
+
+        public ulong Allocate(long bytes)
+        {
+            EnsureCurrent(context);
+            return DeviceMemory.Allocate(bytes).Value;
+        }
+
+        public void Free(ulong ptr)
+        {
+            if (Teardown)
+            {
+                CudaContext.BindQuietly(context.Handle);
+                try { CuDriver.cuMemFree(new CUdeviceptr(ptr)); } catch (Exception) { } // status ignored, never throws
+                return;
+            }
+            EnsureCurrent(context);
+            DeviceMemory.Free(new CUdeviceptr(ptr));
+        }
     }
 
     private nint AllocateWorkspace(ulong bytes) => (nint)_memory.Allocate(checked((long)bytes));
     private void FreeWorkspace(nint ptr) => _memory.Free((ulong)ptr);
 
+    /// <summary>
+    /// A tensor's or a dataset's block back to the cache, from any thread. No device call (the
+    /// caching allocator only moves it to a free list; cuMemFree happens under <see cref="Enter"/> in
+    /// an allocation that trims, or in <see cref="Dispose"/>), so no context needs to be current.
+    /// </summary>
     internal void Release(ulong pointer)
     {
         if (_disposed) return; // the context and every block went with the backend
@@ -387,6 +426,12 @@ public sealed partial class CudaBackend : IBackend
             stepSize, bc2Sqrt, beta1, beta2, eps, weightDecay);
     }
 
+    /// <summary>
+    /// Waits for the stream, then releases everything with the context current on the calling
+    /// thread. Never throws for a faulted context (after a failed kernel every call returns the
+    /// fault): each release binds the context quietly and ignores its status, as the release paths
+    /// of the binding layer do, so that the modules, the stream and the context are still released.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
@@ -395,14 +440,16 @@ public sealed partial class CudaBackend : IBackend
         _disposed = true;
         _bn.Dispose();
         _conv.Dispose();
-        _convWorkspace.Dispose();
+        _convWorkspace.Dispose();   // back to the cache: no device call
         _bnScratch.Dispose();
-        _dnn.Dispose();
-        _blas.Dispose();
+        CudaContext.BindQuietly(_context.Handle);
+        _dnn.Dispose();             // cudnnDestroy in the handle's context (CudnnHandle.Create(context))
+        _blas.Dispose();            // binds its context itself
+        _driverMemory.Teardown = true;
+        CudaContext.BindQuietly(_context.Handle);
         _memory.ReleaseAll();
         foreach (var m in _modules.Values) m.Dispose();
         _stream.Dispose();
         _context.Dispose();
-        t_current = null;
     }
 }

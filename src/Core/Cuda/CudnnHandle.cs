@@ -15,11 +15,28 @@ public sealed class CudnnHandle : IDisposable
 
     private CudnnHandle(Owned owned) => _owned = owned;
 
-    /// <summary>cudnnCreate. Throws <see cref="CudaException"/> when cuDNN cannot initialise (no device, driver too old).</summary>
-    public static CudnnHandle Create()
+    /// <summary>
+    /// cudnnCreate in the context current on this thread. Throws <see cref="CudaException"/> when cuDNN
+    /// cannot initialise (no device, driver too old).
+    /// </summary>
+    public static CudnnHandle Create() => CreateIn(default);
+
+    /// <summary>
+    /// cudnnCreate with <paramref name="context"/> made current first; the handle remembers it and
+    /// makes it current again before cudnnDestroy, so that Dispose on another thread (or the
+    /// finaliser) destroys it in the context it belongs to.
+    /// </summary>
+    public static CudnnHandle Create(CudaContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.MakeCurrent();
+        return CreateIn(context.Handle);
+    }
+
+    private static CudnnHandle CreateIn(CUcontext context)
     {
         CudnnErrors.Check(CuDnn.cudnnCreate(out var handle));
-        var owned = new Owned();
+        var owned = new Owned(context);
         owned.Set(handle.Handle);
         return new CudnnHandle(owned);
     }
@@ -41,13 +58,19 @@ public sealed class CudnnHandle : IDisposable
 
     public void Dispose() => _owned.Dispose();
 
-    /// <summary>Releases with cudnnDestroy; a failure is swallowed (a finaliser must not throw).</summary>
-    private sealed class Owned() : SafeHandle(0, ownsHandle: true)
+    /// <summary>
+    /// Releases with cudnnDestroy, in the creating context when one was given; a failure is
+    /// swallowed (a finaliser must not throw).
+    /// </summary>
+    private sealed class Owned(CUcontext context) : SafeHandle(0, ownsHandle: true)
     {
         public void Set(nint h) => SetHandle(h);
         public override bool IsInvalid => handle == 0;
-        protected override bool ReleaseHandle() =>
-            CuDnn.cudnnDestroy(new CudnnHandleT(handle)) == CudnnStatus.CUDNN_STATUS_SUCCESS;
+        protected override bool ReleaseHandle()
+        {
+            if (!context.IsNull) CudaContext.BindQuietly(context);
+            return CuDnn.cudnnDestroy(new CudnnHandleT(handle)) == CudnnStatus.CUDNN_STATUS_SUCCESS;
+        }
     }
 }
 
