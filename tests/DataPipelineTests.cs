@@ -94,6 +94,33 @@ public class DataPipelineTests
     }
 
     [Test]
+    public void AnImageSetRefusesALabelOutsideItsClasses()
+    {
+        // gather_augment cannot check a label on the device: a label ≥ K would give an all-zero target row there
+        var px = new byte[2 * ImageSet.ImageBytes];
+        var e = Assert.Throws<ArgumentException>(() => new ImageSet(px, [3, 10], 10))!;
+        Assert.That(e.Message, Is.EqualTo("image set: image 1 has label 10, outside 0..9"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ImageSet(px, [0, 0], 0));
+        Assert.DoesNotThrow(() => new ImageSet(px, [9, 0], 10));
+    }
+
+    [Test]
+    public void TheCpuSourceRefusesTheCropsTheGpuRefuses()
+    {
+        // CudaBackend.GatherAugment refuses a shift of a whole image or more; the CPU source refuses the same
+        var set = SyntheticData.Images(2, 10, seed: 5);
+        var source = new CpuBatchSource(_b, set);
+        using var x = _b.Allocate(new Shape(1, 3, 32, 32));
+        using var t = _b.Allocate(new Shape(1, 10));
+        Assert.DoesNotThrow(() => source.Fill(x, t, [1], [new CropFlip(31, -31, true)]));
+        foreach (var bad in new[] { new CropFlip(32, 0, false), new CropFlip(0, -32, false), new CropFlip(int.MinValue, 0, true) })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => source.Fill(x, t, [1], [bad]))!;
+            Assert.That(e.Message, Does.StartWith("batch source: image 0: crop"));
+        }
+    }
+
+    [Test]
     public void EvaluationBatchesAreNormalisedOnlyAndKeepTheLastPartialBatch()
     {
         var set = SyntheticData.Images(250, 10, seed: 5);

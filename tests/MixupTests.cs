@@ -279,6 +279,97 @@ public class MixupTests
         Assert.That(sm!.Message, Does.Contain("(3, 10)").And.Contain("(2, 3, 32, 32)"));
     }
 
+    // ---- what the CUDA kernels assume, refused by the shared checks (OpChecks) on the CPU as well
+
+    [Test]
+    public void SaliencyMapsRefuseMoreCellsOrWiderBandsThanTheKernelHolds()
+    {
+        // 64×64 cells of a 64×64 gradient: 4096 cells, the kernel's shared buffer holds 1024
+        var cells = Assert.Throws<ArgumentException>(() => _b.SaliencyMaps(_b.Allocate(new Shape(1, 64, 64)), _b.Allocate(new Shape(1, 1, 64, 64))))!;
+        Assert.That(cells.Message, Does.StartWith("saliency maps:").And.Contain("1024"));
+        // 2×2 cells of a 64×128 image: one row of cells is 32·128 = 4096 pixels (fits); of 66×128, 33·128 = 4224 (does not)
+        Assert.DoesNotThrow(() => _b.SaliencyMaps(_b.Allocate(new Shape(1, 2, 2)), _b.Allocate(new Shape(1, 1, 64, 128))));
+        var band = Assert.Throws<ArgumentException>(() => _b.SaliencyMaps(_b.Allocate(new Shape(1, 2, 2)), _b.Allocate(new Shape(1, 1, 66, 128))))!;
+        Assert.That(band.Message, Does.StartWith("saliency maps:").And.Contain("4224").And.Contain("4096"));
+    }
+
+    [Test]
+    public void MixUpOpsRefuseEmptyShapes()
+    {
+        Assert.Throws<ShapeMismatchException>(() => _b.SaliencyMaps(_b.Allocate(new Shape(0, P, P)), _b.Allocate(new Shape(0, 3, H, W))), "no images");
+        Assert.Throws<ShapeMismatchException>(() => _b.SaliencyMaps(_b.Allocate(new Shape(2, P, P)), _b.Allocate(new Shape(2, 0, H, W))), "no channels");
+        Assert.Throws<ShapeMismatchException>(() => _b.PercentileMasks(_b.Allocate(new Shape(2, 0, 0)), _b.Allocate(new Shape(2)), _b.Allocate(new Shape(2, 0, 0)), [50f, 50f]), "no cells");
+        var x = _b.Allocate(new Shape(2, 3, H, W));
+        var e = Assert.Throws<ShapeMismatchException>(() => _b.InputMixup(_b.Allocate(x.Shape), _b.Allocate(new Shape(2, 0)), x, _b.Allocate(new Shape(2, 0)), [1, 0], 0.5f))!;
+        Assert.That(e.Message, Does.StartWith("input mixup: targets (2, 0) is empty"));
+        var none = _b.Allocate(new Shape(0, 3, H, W));
+        Assert.Throws<ShapeMismatchException>(() => _b.CutMix(_b.Allocate(none.Shape), _b.Allocate(new Shape(0, 10)), none, _b.Allocate(new Shape(0, 10)), [], new CutBox(0, 0, 1, 1)));
+        Assert.Throws<ShapeMismatchException>(() => MaskMix(x, _b.Allocate(new Shape(2, 10)), _b.Allocate(new Shape(2, 0, 0)), [1, 0], [0.5f]), "empty masks");
+    }
+
+    [Test]
+    public void PercentileMasksRefuseMoreCellsThanTheKernelSortsAndBadPercentiles()
+    {
+        var maps = _b.Allocate(new Shape(1, 33, 32)); // 1056 cells > 1024
+        var e = Assert.Throws<ArgumentException>(() => _b.PercentileMasks(_b.Allocate(maps.Shape), _b.Allocate(new Shape(1)), maps, [50f]))!;
+        Assert.That(e.Message, Does.StartWith("percentile masks:").And.Contain("1056").And.Contain("1024"));
+        var ok = _b.Allocate(new Shape(2, P, P));
+        var q = Assert.Throws<ArgumentOutOfRangeException>(() => _b.PercentileMasks(_b.Allocate(ok.Shape), _b.Allocate(new Shape(2)), ok, [50f, float.NaN]))!;
+        Assert.That(q.Message, Does.StartWith("percentile masks: a percentile is outside [0, 100]"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _b.PercentileMasks(_b.Allocate(ok.Shape), _b.Allocate(new Shape(2)), ok, [-0.5f, 0f]));
+    }
+
+    [Test]
+    public void MaskMixRefusesNonSquareMasks()
+    {
+        var x = _b.Allocate(new Shape(2, 3, H, W));
+        var y = _b.Allocate(new Shape(2, 10));
+        var e = Assert.Throws<ShapeMismatchException>(() => MaskMix(x, y, _b.Allocate(new Shape(2, 16, 8)), [1, 0], [0.5f]))!;
+        Assert.That(e.Message, Does.StartWith("mask mix: masks has shape (2, 16, 8) but (2, 16, 16) was expected"));
+    }
+
+    [Test]
+    public void InputMixupAndCutMixRefusePartnersOutsideTheBatch()
+    {
+        var x = _b.Allocate(new Shape(2, 3, H, W));
+        var y = _b.Allocate(new Shape(2, 10));
+        var (mixed, mt) = (_b.Allocate(x.Shape), _b.Allocate(y.Shape));
+        // before, the CPU read past the batch (IndexOutOfRangeException) or mixed with a negative index
+        var e = Assert.Throws<ArgumentException>(() => _b.InputMixup(mixed, mt, x, y, [0, 2], 0.5f))!;
+        Assert.That(e.Message, Does.Contain("permutation entry 2 is outside 0..1"));
+        Assert.Throws<ArgumentException>(() => _b.InputMixup(mixed, mt, x, y, [-1, 0], 0.5f));
+        Assert.Throws<ArgumentException>(() => _b.InputMixup(mixed, mt, x, y, [0], 0.5f), "too short");
+        Assert.Throws<ArgumentException>(() => _b.CutMix(mixed, mt, x, y, [1, 5], new CutBox(0, 0, 4, 4)));
+        Assert.Throws<ArgumentException>(() => _b.CutMix(mixed, mt, x, y, [1, 0, 0], new CutBox(0, 0, 4, 4)), "too long");
+    }
+
+    [Test]
+    public void MixUpOpsRefuseToRunInPlace()
+    {
+        // the kernels write image i while other blocks read it as a partner: outputs must not share memory with inputs
+        var x = RandomImages(2, 3, new Rng(3));
+        var y = OneHot([0, 1], 10);
+        var mt = _b.Allocate(y.Shape);
+        int[] perm = [1, 0];
+        var e = Assert.Throws<ArgumentException>(() => _b.InputMixup(x, mt, x, y, perm, 0.5f))!;
+        Assert.That(e.Message, Does.StartWith("input mixup: mixed images (2, 3, 32, 32) shares memory with images"));
+        Assert.Throws<ArgumentException>(() => _b.CutMix(_b.Allocate(x.Shape), y, x, y, perm, new CutBox(0, 0, 4, 4)), "targets in place");
+        // a view overlapping by one element is refused too; an adjacent one is not
+        var arena = _b.Allocate(new Shape(2 * 3 * H * W * 2));
+        var first = arena.View(0, x.Shape);
+        first.CopyFrom(x.ToArray());
+        Assert.Throws<ArgumentException>(() => _b.InputMixup(arena.View(x.Length - 1, x.Shape), mt, first, y, perm, 0.5f));
+        Assert.DoesNotThrow(() => _b.InputMixup(arena.View(x.Length, x.Shape), mt, first, y, perm, 0.5f));
+        var masks = _b.Allocate(new Shape(2, P, P));
+        Assert.Throws<ArgumentException>(() => _b.MaskMix(_b.Allocate(x.Shape), _b.Allocate(y.Shape), masks.Reshape(new Shape(2 * P * P)).View(0, new Shape(2, 3)), x, y, masks, perm, [0.5f]),
+            "fractions inside the masks");
+        var maps = RandomMaps(2, new Rng(4));
+        Assert.Throws<ArgumentException>(() => _b.PercentileMasks(_b.Allocate(maps.Shape), maps.Reshape(new Shape(2 * P * P)).View(5, new Shape(2)), maps, [10f, 20f]),
+            "thresholds inside the maps");
+        var grad = _b.Allocate(new Shape(2, 3, H, W));
+        Assert.Throws<ArgumentException>(() => _b.SaliencyMaps(grad.View(0, new Shape(2, P, P)), grad), "maps inside the gradient");
+    }
+
     [Test]
     public void CutMixTakesTheBoxFromThePartnerAndCorrectsLambda()
     {

@@ -191,6 +191,12 @@ public static class OpChecks
         if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), "adam: step is 1-based");
     }
 
+    // ---- mix-up. The CUDA kernels (src/Kernels/saliency.cu, mask.cu, mix.cu) assume more than the
+    // CPU reference needs: every dimension at least 1, their static shared-memory limits, square
+    // (B,p,p) masks, partner indices inside the batch, outputs that do not share memory with the
+    // inputs (a block writes image i while other blocks read it as a partner). The checks are here,
+    // so that the CPU backend refuses exactly what the GPU refuses, with the same words.
+
     /// <summary>Returns p, the cells per side.</summary>
     public static int SaliencyMaps(Tensor maps, Tensor inputGrad)
     {
@@ -200,39 +206,109 @@ public static class OpChecks
         var g = inputGrad.Shape;
         int p = maps.Shape[1];
         Check.Same(op, "maps", maps.Shape, new Shape(g.N, p, p));
+        NonEmpty(op, "input gradient", g);
         MixupReference.CheckCells(g.H, g.W, p);
+        if ((long)p * p > Cuda.KernelCatalog.SaliencyMaxCells)
+            throw new ArgumentException($"{op}: {p}×{p} cells exceed the {Cuda.KernelCatalog.SaliencyMaxCells} a map may have");
+        if ((long)(g.H / p) * g.W > Cuda.KernelCatalog.SaliencyMaxBand)
+            throw new ArgumentException($"{op}: one row of cells of a {g.H}×{g.W} image split {p}×{p} holds {(long)(g.H / p) * g.W} pixels, more than the {Cuda.KernelCatalog.SaliencyMaxBand} the kernel stages at once");
+        Disjoint(op, "maps", maps, "input gradient", inputGrad);
         return p;
     }
 
-    public static void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, int percentiles)
+    public static void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, ReadOnlySpan<float> percentiles)
     {
         const string op = "percentile masks";
         Check.Rank(op, "maps", maps.Shape, 3);
         Check.Same(op, "masks", masks.Shape, maps.Shape);
         Check.Same(op, "thresholds", thresholds.Shape, new Shape(maps.Shape[0]));
-        if (percentiles != maps.Shape[0])
-            throw new ShapeMismatchException($"{op}: {percentiles} percentiles for maps {maps.Shape}");
+        if (percentiles.Length != maps.Shape[0])
+            throw new ShapeMismatchException($"{op}: {percentiles.Length} percentiles for maps {maps.Shape}");
+        NonEmpty(op, "maps", maps.Shape);
+        long cells = (long)maps.Shape[1] * maps.Shape[2];
+        if (cells > Cuda.KernelCatalog.MaskMaxCells)
+            throw new ArgumentException($"{op}: maps {maps.Shape} have {cells} cells per image, more than the {Cuda.KernelCatalog.MaskMaxCells} the kernel sorts");
+        foreach (float q in percentiles)
+            if (!(q >= 0f && q <= 100f))
+                throw new ArgumentOutOfRangeException(nameof(percentiles), q, $"{op}: a percentile is outside [0, 100]");
+        Disjoint(op, "masks", masks, "maps", maps);
+        Disjoint(op, "thresholds", thresholds, "maps", maps);
+        Disjoint(op, "thresholds", thresholds, "masks", masks);
     }
 
     public static void MaskMix(Tensor mixed, Tensor mixedTargets, Tensor fractions, Tensor x, Tensor targets, Tensor masks,
         ReadOnlySpan<int> perm, ReadOnlySpan<float> lambda1)
     {
         const string op = "mask mix";
-        Mix(op, mixed, mixedTargets, x, targets);
+        Mix(op, mixed, mixedTargets, x, targets, perm, lambda1);
         var xs = x.Shape;
         Check.Rank(op, "masks", masks.Shape, 3);
         Check.Dim(op, "masks", masks.Shape, 0, "images", xs, 0);
+        int p = masks.Shape[1];
+        Check.Same(op, "masks", masks.Shape, new Shape(xs.N, p, p)); // square: one p for rows and columns
+        NonEmpty(op, "masks", masks.Shape);
+        // nearest-neighbour upsampling computes y·p and x·p in int
+        if ((long)xs.H * p > int.MaxValue || (long)xs.W * p > int.MaxValue)
+            throw new ArgumentException($"{op}: {p}×{p} masks on {xs.H}×{xs.W} images overflow the upsampling's int index");
         Check.Same(op, "fractions", fractions.Shape, new Shape(xs.N, 3));
-        MixupReference.CheckBatch(perm, lambda1, xs.N);
+        foreach (var (name, input) in new[] { ("images", x), ("targets", targets), ("masks", masks) })
+        {
+            Disjoint(op, "mixed images", mixed, name, input);
+            Disjoint(op, "mixed targets", mixedTargets, name, input);
+            Disjoint(op, "fractions", fractions, name, input);
+        }
+        Disjoint(op, "fractions", fractions, "mixed images", mixed);
+        Disjoint(op, "fractions", fractions, "mixed targets", mixedTargets);
     }
 
-    /// <summary>The shapes every mix shares: images (B,C,H,W), targets (B,K), outputs shaped like their inputs.</summary>
-    public static void Mix(string op, Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets)
+    /// <summary>Input mixup and CutMix: <see cref="Mix(string, Tensor, Tensor, Tensor, Tensor, ReadOnlySpan{int}, ReadOnlySpan{float})"/> with one λ.</summary>
+    public static void InputMixup(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm) =>
+        Mix("input mixup", mixed, mixedTargets, x, targets, perm, [0f]);
+
+    public static void CutMix(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, CutBox box)
+    {
+        Mix("cutmix", mixed, mixedTargets, x, targets, perm, [0f]);
+        box.Validate(x.Shape.H, x.Shape.W);
+    }
+
+    /// <summary>
+    /// What every mix shares: images (B,C,H,W) and targets (B,K), none of them empty; outputs shaped
+    /// like their inputs and apart from them in memory; a partner index per image inside the batch;
+    /// one λ1 or one per image.
+    /// </summary>
+    public static void Mix(string op, Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, ReadOnlySpan<float> lambda1)
     {
         Check.Rank(op, "images", x.Shape, 4);
         Check.Same(op, "mixed images", mixed.Shape, x.Shape);
         Check.Rank(op, "targets", targets.Shape, 2);
         Check.Dim(op, "targets", targets.Shape, 0, "images", x.Shape, 0);
         Check.Same(op, "mixed targets", mixedTargets.Shape, targets.Shape);
+        NonEmpty(op, "images", x.Shape);
+        NonEmpty(op, "targets", targets.Shape);
+        MixupReference.CheckBatch(perm, lambda1, x.Shape.N);
+        Disjoint(op, "mixed images", mixed, "images", x);
+        Disjoint(op, "mixed images", mixed, "targets", targets);
+        Disjoint(op, "mixed targets", mixedTargets, "images", x);
+        Disjoint(op, "mixed targets", mixedTargets, "targets", targets);
+        Disjoint(op, "mixed targets", mixedTargets, "mixed images", mixed);
     }
+
+    /// <summary>Every dimension at least 1 (the kernels launch one block per image and divide by H·W).</summary>
+    public static void NonEmpty(string op, string what, Shape s)
+    {
+        foreach (int d in s.Dims)
+            if (d < 1) throw new ShapeMismatchException($"{op}: {what} {s} is empty (every dimension must be at least 1)");
+    }
+
+    /// <summary>Requires <paramref name="output"/> not to share any element with <paramref name="input"/>.</summary>
+    public static void Disjoint(string op, string outputName, Tensor output, string inputName, Tensor input)
+    {
+        if (Overlap(output, input))
+            throw new ArgumentException($"{op}: {outputName} {output.Shape} shares memory with {inputName} {input.Shape}; the op cannot run in place");
+    }
+
+    /// <summary>Whether two tensors view overlapping elements of one buffer.</summary>
+    public static bool Overlap(Tensor a, Tensor b) =>
+        ReferenceEquals(a.Buffer, b.Buffer) && a.Length > 0 && b.Length > 0
+        && a.Offset < (long)b.Offset + b.Length && b.Offset < (long)a.Offset + a.Length;
 }

@@ -22,7 +22,7 @@ public sealed partial class CpuBackend
 
     public void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, ReadOnlySpan<float> percentiles)
     {
-        OpChecks.PercentileMasks(masks, thresholds, maps, percentiles.Length);
+        OpChecks.PercentileMasks(masks, thresholds, maps, percentiles);
         MixupReference.PercentileMasks(Host(masks), Host(thresholds), Host(maps), percentiles, maps.Shape[0], maps.Shape[1] * maps.Shape[2]);
     }
 
@@ -40,13 +40,13 @@ public sealed partial class CpuBackend
 
     public void InputMixup(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, float lambda)
     {
-        OpChecks.Mix("input mixup", mixed, mixedTargets, x, targets);
+        OpChecks.InputMixup(mixed, mixedTargets, x, targets, perm);
         MixupReference.InputMixup(Host(mixed), Host(mixedTargets), Host(x), Host(targets), perm, lambda, x.Shape.N, targets.Shape[1]);
     }
 
     public void CutMix(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, CutBox box)
     {
-        OpChecks.Mix("cutmix", mixed, mixedTargets, x, targets);
+        OpChecks.CutMix(mixed, mixedTargets, x, targets, perm, box);
         var s = x.Shape;
         MixupReference.CutMix(Host(mixed), Host(mixedTargets), Host(x), Host(targets), perm, box, s.N, s.C, s.H, s.W, targets.Shape[1]);
     }

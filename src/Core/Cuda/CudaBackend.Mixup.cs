@@ -46,9 +46,7 @@ public sealed partial class CudaBackend
     public void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, ReadOnlySpan<float> percentiles)
     {
         Enter();
-        OpChecks.PercentileMasks(masks, thresholds, maps, percentiles.Length);
-        foreach (float q in percentiles)
-            if (!(q >= 0f && q <= 100f)) throw new ArgumentOutOfRangeException(nameof(percentiles), q, "percentile masks: a percentile is outside [0, 100]");
+        OpChecks.PercentileMasks(masks, thresholds, maps, percentiles);
         int b = maps.Shape[0], cells = maps.Shape[1] * maps.Shape[2];
         var geometry = KernelCatalog.PercentileMasks(b, cells);
         ulong q0 = Stage(percentiles);
@@ -66,8 +64,6 @@ public sealed partial class CudaBackend
         OpChecks.MaskMix(mixed, mixedTargets, fractions, x, targets, masks, perm, lambda1);
         var s = x.Shape;
         int p = masks.Shape[1], k = targets.Shape[1];
-        if (masks.Shape != new Shape(s.N, p, p))
-            throw new ShapeMismatchException($"mask mix: masks {masks.Shape} must be (B,p,p) for images {s}");
         var geometry = KernelCatalog.MaskMix(s.N, s.C, s.H, s.W, p, k, lambda1.Length);
         ulong permDev = Stage(perm), lambdaDev = Stage(lambda1);
         try
@@ -82,9 +78,8 @@ public sealed partial class CudaBackend
     public void InputMixup(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, float lambda)
     {
         Enter();
-        OpChecks.Mix("input mixup", mixed, mixedTargets, x, targets);
+        OpChecks.InputMixup(mixed, mixedTargets, x, targets, perm);
         int b = x.Shape.N, d = x.Length / b, k = targets.Shape[1];
-        MixupReference.CheckBatch(perm, [lambda], b);
         var geometry = KernelCatalog.InputMixup(b, d, k);
         ulong permDev = Stage(perm);
         try
@@ -98,11 +93,9 @@ public sealed partial class CudaBackend
     public void CutMix(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, CutBox box)
     {
         Enter();
-        OpChecks.Mix("cutmix", mixed, mixedTargets, x, targets);
+        OpChecks.CutMix(mixed, mixedTargets, x, targets, perm, box);
         var s = x.Shape;
         int k = targets.Shape[1];
-        MixupReference.CheckBatch(perm, [0f], s.N);
-        box.Validate(s.H, s.W);
         var geometry = KernelCatalog.CutMix(s.N, s.C, s.H, s.W, k, box.Y0, box.X0, box.Y1, box.X1);
         ulong permDev = Stage(perm);
         try
@@ -141,6 +134,9 @@ public sealed partial class CudaBackend
         int b = x.Shape.N, h = x.Shape.H, w = x.Shape.W, k = targets.Shape[1];
         if (x.Shape.C != 3) throw new ShapeMismatchException($"{op}: images must have 3 channels, got {x.Shape}");
         Check.Dim(op, "targets", targets.Shape, 0, "images", x.Shape, 0);
+        OpChecks.NonEmpty(op, "images", x.Shape);
+        OpChecks.NonEmpty(op, "targets", targets.Shape);
+        OpChecks.Disjoint(op, "targets", targets, "images", x);
         if (indices.Length != b || augment.Length != 3 * b || mean.Length != 3 || std.Length != 3)
             throw new ArgumentException($"{op}: {indices.Length} indices and {augment.Length} crop values for a batch of {b} (need B and 3·B), {mean.Length} means, {std.Length} stds");
         long imageBytes = 3L * h * w, n = labels.Length;

@@ -9,6 +9,10 @@ public sealed class ImageSet
     {
         if (pixels.Length != labels.Length * ImageBytes)
             throw new ArgumentException($"image set: {pixels.Length} pixel bytes do not hold {labels.Length} images of {ImageBytes} bytes");
+        if (classes < 1 || classes > 256) throw new ArgumentOutOfRangeException(nameof(classes), classes, "image set: classes must be in 1..256");
+        // the batch sources write one-hot rows of K = classes (the GPU's gather_augment cannot check a label on the device)
+        int bad = Array.FindIndex(labels, l => l >= classes);
+        if (bad >= 0) throw new ArgumentException($"image set: image {bad} has label {labels[bad]}, outside 0..{classes - 1}");
         Pixels = pixels; Labels = labels; Classes = classes;
     }
 

@@ -100,6 +100,8 @@ public sealed class CpuBatchSource(IBackend backend, ImageSet set) : IBatchSourc
         {
             int idx = indices[i];
             if ((uint)idx >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(indices), $"image index {idx} outside 0..{Count - 1}");
+            if (augment.Length != 0 && (augment[i].Dx <= -ImageSet.Width || augment[i].Dx >= ImageSet.Width || augment[i].Dy <= -ImageSet.Height || augment[i].Dy >= ImageSet.Height))
+                throw new ArgumentOutOfRangeException(nameof(augment), $"batch source: image {i}: crop ({augment[i].Dx}, {augment[i].Dy}) is not smaller than the image");
             var dst = xs.Slice(i * imageFloats, imageFloats);
             if (augment.Length == 0) WriteImage(Set.Image(idx), CropFlip.Identity, dst);
             else WriteImage(Set.Image(idx), augment[i], dst);
