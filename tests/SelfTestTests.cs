@@ -12,7 +12,8 @@ namespace RlMixup.Tests;
 public class SelfTestTests
 {
     /// <summary>How a wrapped CPU backend misbehaves in one op.</summary>
-    private enum Fault { Perturb, Throw }
+    // Side: perturbs a secondary output instead of the first (batch norm's running mean, dgamma)
+    private enum Fault { Perturb, Throw, Side }
 
     /// <summary>
     /// The CPU backend with one op made wrong: its output perturbed (<c>relative</c> times the output's
@@ -28,7 +29,7 @@ public class SelfTestTests
 
         private void After(string name, Tensor output)
         {
-            if (name != op || fault != Fault.Perturb || _perturbing || ++_calls < fromCall) return;
+            if (name != op || fault is not (Fault.Perturb or Fault.Side) || _perturbing || ++_calls < fromCall) return;
             _perturbing = true;
             var v = output.ToArray();
             int i = v.Length / 2;
@@ -69,9 +70,9 @@ public class SelfTestTests
         public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, float momentum, float eps, bool updateRunning)
         { Before("BatchNormForwardTraining"); _cpu.BatchNormForwardTraining(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), I(saveMean), I(saveInvStd), momentum, eps, updateRunning); After("BatchNormForwardTraining", y); }
         public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float eps)
-        { Before("BatchNormForwardInference"); _cpu.BatchNormForwardInference(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), eps); After("BatchNormForwardInference", y); }
+        { Before("BatchNormForwardInference"); _cpu.BatchNormForwardInference(I(y), I(x), I(gamma), I(beta), I(runningMean), I(runningVar), eps); After("BatchNormForwardInference", fault == Fault.Side ? runningMean : y); }
         public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, float eps)
-        { Before("BatchNormBackward"); _cpu.BatchNormBackward(I(dx), N(dgamma), N(dbeta), I(dy), I(x), I(gamma), I(saveMean), I(saveInvStd), eps); After("BatchNormBackward", dx); }
+        { Before("BatchNormBackward"); _cpu.BatchNormBackward(I(dx), N(dgamma), N(dbeta), I(dy), I(x), I(gamma), I(saveMean), I(saveInvStd), eps); if (fault != Fault.Side) After("BatchNormBackward", dx); else if (dgamma != null) After("BatchNormBackward", dgamma); }
         public void GlobalAvgPoolForward(Tensor y, Tensor x) { Before("GlobalAvgPoolForward"); _cpu.GlobalAvgPoolForward(I(y), I(x)); After("GlobalAvgPoolForward", y); }
         public void GlobalAvgPoolBackward(Tensor dx, Tensor dy) { Before("GlobalAvgPoolBackward"); _cpu.GlobalAvgPoolBackward(I(dx), I(dy)); After("GlobalAvgPoolBackward", dx); }
         public void LogSoftmaxForward(Tensor logp, Tensor z) { Before("LogSoftmaxForward"); _cpu.LogSoftmaxForward(I(logp), I(z)); After("LogSoftmaxForward", logp); }
@@ -112,6 +113,14 @@ public class SelfTestTests
         var ops = typeof(IBackend).GetMethods().Select(m => m.Name).Where(n => n is not ("Allocate" or "get_Name" or "Dispose" or "Synchronize")).Distinct();
         foreach (string op in ops)
             Assert.That(checks, Has.Some.Matches<string>(c => c!.Split(' ', '/', ':').Contains(op)), $"no self-test row for IBackend.{op}");
+        // the CUDA backend's own op (the batch gather through the device batch source), and a row per
+        // batch-norm gradient, per kind of running-statistics check
+        Assert.That(checks, Does.Contain("GatherAugment: images").And.Contain("GatherAugment: targets"));
+        Assert.That(checks, Does.Contain("BatchNormBackward: dx").And.Contain("BatchNormBackward: dgamma").And.Contain("BatchNormBackward: dbeta"));
+        var exact = report.Rows.Where(r => r.Tolerance.IsExact).Select(r => r.Check + " " + r.Shape).ToList();
+        Assert.That(exact, Has.Some.StartsWith("BatchNormForwardInference (4,6,5,7): running statistics and every input untouched"));
+        Assert.That(exact, Has.Some.StartsWith("BatchNormForwardTraining (4,6,5,7), updateRunning off"));
+        Assert.That(exact, Has.Some.StartsWith("Allocate "));
     }
 
     [Test]
@@ -165,6 +174,33 @@ public class SelfTestTests
     }
 
     [Test]
+    public void InferenceThatTouchesTheRunningStatisticsFailsTheUntouchedRowOnly()
+    {
+        using var candidate = new FaultyBackend("BatchNormForwardInference", Fault.Side, relative: 1e-6f);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("BatchNormForwardInference"));
+        var rows = report.Rows.Where(r => r.Check.StartsWith("BatchNormForwardInference")).ToList();
+        Assert.That(rows, Has.Count.EqualTo(2));
+        Assert.That(rows.Single(r => r.Tolerance.IsExact).Pass, Is.False, "even a change of 1e-6 of the largest value is caught");
+        Assert.That(rows.Single(r => !r.Tolerance.IsExact).Pass, Is.True, "y itself is right");
+    }
+
+    [Test]
+    public void AWrongBatchNormGammaGradientFailsItsOwnRow()
+    {
+        using var candidate = new FaultyBackend("BatchNormBackward", Fault.Side);
+        using var reference = new CpuBackend(2);
+        var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("BatchNormForwardTraining", "BatchNormBackward"));
+        var backward = report.Rows.Where(r => r.Check.StartsWith("BatchNormBackward")).ToList();
+        var dgamma = backward.Where(r => r.Check == "BatchNormBackward: dgamma").ToList();
+        var others = backward.Except(dgamma).ToList();
+        Assert.That(dgamma, Has.Count.EqualTo(2), "the two cases with parameter gradients");
+        Assert.That(dgamma.Select(r => r.Pass), Is.All.False);
+        Assert.That(others.Select(r => r.Check).Distinct(), Is.EquivalentTo(new[] { "BatchNormBackward: dx", "BatchNormBackward: dbeta" }));
+        Assert.That(others.Select(r => r.Pass), Is.All.True, "dx, dbeta and the dx-only case are right");
+    }
+
+    [Test]
     public void AnErrorWithinTheToleranceStillPasses()
     {
         using var candidate = new FaultyBackend("Add", relative: 5e-7f);
@@ -182,9 +218,10 @@ public class SelfTestTests
         using var candidate = new FaultyBackend("Scale", Fault.Throw);
         using var reference = new CpuBackend(2);
         var report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("Scale", "Add"));
-        var scale = report.Rows.Single(r => r.Check == "Scale");
-        Assert.That(scale.Pass, Is.False);
-        Assert.That(scale.Detail, Is.EqualTo("InvalidOperationException: Scale is broken on purpose"));
+        var scales = report.Rows.Where(r => r.Check == "Scale").ToList();
+        Assert.That(scales, Has.Count.EqualTo(2), "Scale on (4097) and beyond the grid cap");
+        Assert.That(scales.Select(r => r.Pass), Is.All.False);
+        Assert.That(scales.Select(r => r.Detail), Is.All.EqualTo("InvalidOperationException: Scale is broken on purpose"));
         Assert.That(report.Rows.Single(r => r.Check == "Add").Pass, Is.True);
     }
 

@@ -1,5 +1,6 @@
 using RlMixup.Core;
 using RlMixup.Core.Mixup;
+using RlMixup.Engine.Data;
 using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
@@ -38,8 +39,30 @@ public static class SelfTestCases
             c.B.Upload(t, host);
             c.Record("roundtrip", t);
         }),
+        new("Upload/Download on views", "(1000) at offset 13 of (1100), (500) from offset 599", Tolerance.Exact, c =>
+        {
+            var whole = c.R(new Shape(1100));
+            c.B.Upload(whole.View(13, new Shape(1000)), c.Random(1000));
+            c.Record("whole", whole); // the 13 floats before and the 87 after are untouched
+            var part = new float[500];
+            c.B.Download(whole.View(599, new Shape(500)), part);
+            c.Record("downloaded", part);
+        }),
+        new("Allocate", "(3,5,7,11), the block of a disposed tensor reused", Tolerance.Exact, c =>
+        {
+            // a caching allocator hands the same block back: Allocate must zero it again
+            var s = new Shape(3, 5, 7, 11);
+            using (var first = c.B.Allocate(s)) c.B.Upload(first, c.Random(s.Size));
+            c.Record("zeros", c.Zeros(s));
+        }),
         new("Fill", "(4099)", Tolerance.Exact, c => { var t = c.R(new Shape(4099)); c.B.Fill(t, -0.3125f); c.Record("t", t); }),
         new("Copy", "(3,5,7,11)", Tolerance.Exact, c => { var d = c.R(new Shape(3, 5, 7, 11)); c.B.Copy(d, c.R(d.Shape)); c.Record("dst", d); }),
+        new("Copy on views", "(777) from offset 3 to offset 7", Tolerance.Exact, c =>
+        {
+            var (dst, src) = (c.R(new Shape(800)), c.R(new Shape(800)));
+            c.B.Copy(dst.View(7, new Shape(777)), src.View(3, new Shape(777)));
+            c.Record("dst", dst);
+        }),
 
         // ---- elementwise
         new("Add", "(4097)", Elementwise, c => { var y = c.R(new Shape(4097)); c.B.Add(y, c.R(y.Shape), c.R(y.Shape)); c.Record("y", y); }),
@@ -52,6 +75,12 @@ public static class SelfTestCases
             c.Record("y", ys);
         }),
         new("Scale", "(4097)", Elementwise, c => { var y = c.R(new Shape(4097)); c.B.Scale(y, 1.25f); c.Record("y", y); }),
+        new("Scale", $"({BeyondGrid}): more blocks than the grid cap, the loop covers the rest", Elementwise, c =>
+        {
+            var y = c.R(new Shape(BeyondGrid));
+            c.B.Scale(y, -0.8125f);
+            c.Record("y", y);
+        }),
         new("ReluForward", "(5,7,9,11)", Elementwise, c => { var y = c.R(new Shape(5, 7, 9, 11)); c.B.ReluForward(y, c.R(y.Shape)); c.Record("y", y); }),
         new("ReluBackward", "(5,7,9,11)", Elementwise, c =>
         {
@@ -93,6 +122,12 @@ public static class SelfTestCases
             c.B.LinearBackward(dx, dw, db, c.R(new Shape(13, 37)), c.R(new Shape(13, 300)), c.R(new Shape(37, 300)));
             c.Record("dx", dx); c.Record("dw", dw); c.Record("db", db);
         }),
+        Dense("LinearBackward", "dx only", c =>
+        {
+            var dx = c.R(new Shape(13, 300));
+            c.B.LinearBackward(dx, null, null, c.R(new Shape(13, 37)), c.R(new Shape(13, 300)), c.R(new Shape(37, 300)));
+            c.Record("dx", dx);
+        }),
         Dense("LinearBackward", "no dx, no db", c =>
         {
             var dw = c.R(new Shape(37, 300));
@@ -117,6 +152,20 @@ public static class SelfTestCases
             c.B.BatchNormForwardTraining(y, c.R(s, 2f), c.R(new Shape(6)), c.R(new Shape(6)), rm, rv, sm, si, 0.1f, 1e-5f, updateRunning: true);
             c.Record("y", y); c.Record("running mean", rm); c.Record("running var", rv); c.Record("save mean", sm); c.Record("save inv std", si);
         }),
+        new("BatchNormForwardTraining", "(4,6,5,7), running statistics not updated", Reduction, c =>
+        {
+            var s = new Shape(4, 6, 5, 7);
+            var (y, sm, si) = (c.R(s), c.R(new Shape(6)), c.R(new Shape(6)));
+            c.B.BatchNormForwardTraining(y, c.R(s, 2f), c.R(new Shape(6)), c.R(new Shape(6)), c.R(new Shape(6)), Positive(c, 6), sm, si, 0.1f, 1e-5f, updateRunning: false);
+            c.Record("y", y); c.Record("save mean", sm); c.Record("save inv std", si);
+        }),
+        new("BatchNormForwardTraining", "(4,6,5,7), updateRunning off: running statistics untouched", Tolerance.Exact, c =>
+        {
+            var s = new Shape(4, 6, 5, 7);
+            var (rm, rv) = (c.R(new Shape(6)), Positive(c, 6));
+            c.B.BatchNormForwardTraining(c.R(s), c.R(s, 2f), c.R(new Shape(6)), c.R(new Shape(6)), rm, rv, c.R(new Shape(6)), c.R(new Shape(6)), 0.1f, 1e-5f, updateRunning: false);
+            c.Record("running mean", rm); c.Record("running var", rv);
+        }),
         new("BatchNormForwardInference", "(4,6,5,7)", Elementwise, c =>
         {
             var s = new Shape(4, 6, 5, 7);
@@ -124,16 +173,16 @@ public static class SelfTestCases
             c.B.BatchNormForwardInference(y, c.R(s), c.R(new Shape(6)), c.R(new Shape(6)), c.R(new Shape(6)), Positive(c, 6), 1e-5f);
             c.Record("y", y);
         }),
-        new("BatchNormBackward", "(4,6,5,7)", Reduction, c =>
+        new("BatchNormForwardInference", "(4,6,5,7): running statistics and every input untouched", Tolerance.Exact, c =>
         {
             var s = new Shape(4, 6, 5, 7);
-            var (x, gamma) = (c.R(s, 2f), c.R(new Shape(6)));
-            var (sm, si) = (c.Zeros(new Shape(6)), c.Zeros(new Shape(6)));
-            c.B.BatchNormForwardTraining(c.Zeros(s), x, gamma, c.R(new Shape(6)), c.Zeros(new Shape(6)), c.Zeros(new Shape(6)), sm, si, 0.1f, 1e-5f, updateRunning: false);
-            var (dx, dg, db) = (c.R(s), c.R(new Shape(6)), c.R(new Shape(6)));
-            c.B.BatchNormBackward(dx, dg, db, c.R(s), x, gamma, sm, si, 1e-5f);
-            c.Record("dx", dx); c.Record("dgamma", dg); c.Record("dbeta", db);
+            var (x, gamma, beta, rm, rv) = (c.R(s), c.R(new Shape(6)), c.R(new Shape(6)), c.R(new Shape(6)), Positive(c, 6));
+            c.B.BatchNormForwardInference(c.R(s), x, gamma, beta, rm, rv, 1e-5f);
+            c.Record("running mean", rm); c.Record("running var", rv); c.Record("x", x); c.Record("gamma", gamma); c.Record("beta", beta);
         }),
+        new("BatchNormBackward", "(4,6,5,7)", Reduction, c => BatchNormBackward(c, new Shape(4, 6, 5, 7), paramGrads: true)),
+        new("BatchNormBackward", "(4,6,5,7), dx only (no dgamma, dbeta)", Reduction, c => BatchNormBackward(c, new Shape(4, 6, 5, 7), paramGrads: false)),
+        new("BatchNormBackward", "(16,10,8,8)", Reduction, c => BatchNormBackward(c, new Shape(16, 10, 8, 8), paramGrads: true)),
 
         // ---- pooling and loss
         new("GlobalAvgPoolForward", "(5,7,4,4)", Reduction, c => { var y = c.R(new Shape(5, 7)); c.B.GlobalAvgPoolForward(y, c.R(new Shape(5, 7, 4, 4))); c.Record("y", y); }),
@@ -174,6 +223,13 @@ public static class SelfTestCases
         // ---- mix-up
         new("SaliencyMaps", "grad (5,3,32,32), 16×16 cells", Reduction, c => Saliency(c, 16)),
         new("SaliencyMaps", "grad (5,3,32,32), 8×8 cells", Reduction, c => Saliency(c, 8)),
+        new("SaliencyMaps", "grad (5,3,32,32), 32×32 cells (the most a map may have)", Reduction, c => Saliency(c, 32)),
+        new("SaliencyMaps", "grad (3,3,128,128), 4×4 cells: a band per row of cells", Reduction, c =>
+        {
+            var maps = c.R(new Shape(3, 4, 4));
+            c.B.SaliencyMaps(maps, c.R(new Shape(3, 3, 128, 128), 1e-3f));
+            c.Record("maps", maps);
+        }),
         new("PercentileMasks", "maps (10,16,16)", Elementwise, c =>
         {
             var maps = c.T(new Shape(10, 16, 16), [.. c.Random(2560).Select(MathF.Abs)]);
@@ -183,6 +239,22 @@ public static class SelfTestCases
         }),
         new("MaskMix", "x (5,3,32,32), λ per batch", Elementwise, c => MaskMix(c, perImage: false)),
         new("MaskMix", "x (5,3,32,32), λ per image", Elementwise, c => MaskMix(c, perImage: true)),
+        new("MaskMix", "x (3,2,17,23), 5×5 masks (uneven nearest-neighbour cells)", Elementwise, c =>
+        {
+            const int n = 3, k = 7;
+            var (x, y) = (c.R(new Shape(n, 2, 17, 23)), c.T(new Shape(n, k), c.SoftTargets(n, k)));
+            var masks = c.T(new Shape(n, 5, 5), [.. Enumerable.Range(0, n * 25).Select(_ => (float)(c.Rng.NextULong() >> 63))]);
+            var (mixed, mt, fr) = (c.R(x.Shape), c.R(y.Shape), c.R(new Shape(n, 3)));
+            c.B.MaskMix(mixed, mt, fr, x, y, masks, c.Rng.Permutation(n), [(float)c.Rng.NextDouble()]);
+            c.Record("mixed", mixed); c.Record("targets", mt); c.Record("fractions", fr);
+        }),
+        new("PercentileMasks", "maps (6,8,8), percentiles 0, 100, 37.5, 99.9, 0.1, 50", Elementwise, c =>
+        {
+            var maps = c.T(new Shape(6, 8, 8), [.. c.Random(384).Select(MathF.Abs)]);
+            var (masks, thresholds) = (c.R(maps.Shape), c.R(new Shape(6)));
+            c.B.PercentileMasks(masks, thresholds, maps, [0f, 100f, 37.5f, 99.9f, 0.1f, 50f]);
+            c.Record("masks:masks", masks); c.Record("thresholds:thresholds", thresholds);
+        }),
         new("InputMixup", "x (5,3,32,32)", Elementwise, c =>
         {
             var (x, y) = (c.R(new Shape(5, 3, 32, 32)), c.T(new Shape(5, 10), c.SoftTargets(5, 10)));
@@ -199,10 +271,70 @@ public static class SelfTestCases
             c.Record("mixed", mixed); c.Record("targets", mt);
         }),
 
+        // ---- the batch gather from the uint8 dataset (CudaBackend.GatherAugment through the device batch source)
+        new("GatherAugment", "37 uint8 images, batch 13 (one image twice), crops ±31, flips", Tolerance.Exact, c => Gather(c, augment: true)),
+        new("GatherAugment", "37 uint8 images, batch 13, no augmentation", Tolerance.Exact, c => Gather(c, augment: false)),
+
         // ---- whole computations
         new("PreActResNet18 step", "width 8, x (8,3,32,32), 10 classes", NetworkFp32, NetworkTf32, TrainingStep),
         new("RL-Mixup transform", "width 8, x (8,3,32,32), paper agent", NetworkFp32, NetworkTf32, Transform),
     ];
+
+    /// <summary>65535 blocks of 256 plus 513 elements: a grid-stride kernel runs its loop twice on some threads.</summary>
+    private const int BeyondGrid = 65535 * 256 + 513;
+
+    /// <summary>
+    /// Batch norm's backward after a training-mode forward on the same backend; each gradient is its
+    /// own row (dgamma and dbeta accumulate into random values), or dx alone with both parameter gradients null.
+    /// </summary>
+    private static void BatchNormBackward(SelfTestContext c, Shape s, bool paramGrads)
+    {
+        int ch = s.C;
+        var (x, gamma) = (c.R(s, 2f), c.R(new Shape(ch)));
+        var (sm, si) = (c.Zeros(new Shape(ch)), c.Zeros(new Shape(ch)));
+        c.B.BatchNormForwardTraining(c.R(s), x, gamma, c.R(new Shape(ch)), c.R(new Shape(ch)), Positive(c, ch), sm, si, 0.1f, 1e-5f, updateRunning: false);
+        var dx = c.R(s);
+        var (dg, db) = paramGrads ? (c.R(new Shape(ch)), c.R(new Shape(ch))) : (null, null);
+        c.B.BatchNormBackward(dx, dg, db, c.R(s), x, gamma, sm, si, 1e-5f);
+        c.Record("dx:dx", dx);
+        if (dg != null) c.Record("dgamma:dgamma", dg);
+        if (db != null) c.Record("dbeta:dbeta", db);
+    }
+
+    /// <summary>
+    /// A batch of the backend's batch source (on a GPU the dataset on the device and gather_augment,
+    /// on the CPU the host twin) from random non-zero pixels and random labels: some indices repeat,
+    /// crops reach ±31 (almost all padding) and about half the images are flipped. Outputs are
+    /// pre-filled with random values, so a pixel or a target left unwritten shows.
+    /// </summary>
+    private static void Gather(SelfTestContext c, bool augment)
+    {
+        const int n = 37, b = 13, k = 10;
+        var pixels = new byte[n * ImageSet.ImageBytes];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(1 + c.Rng.NextInt(255));
+        var labels = new byte[n];
+        for (int i = 0; i < n; i++) labels[i] = (byte)c.Rng.NextInt(k);
+        var set = new ImageSet(pixels, labels, k);
+        var order = c.Rng.Permutation(n);
+        int[] indices = [.. order.Take(b - 1), order[0]];
+        var crops = new CropFlip[augment ? b : 0];
+        for (int i = 0; i < crops.Length; i++)
+            crops[i] = i switch
+            {
+                0 => new CropFlip(31, -31, true),
+                1 => new CropFlip(-31, 31, false),
+                _ => new CropFlip(c.Rng.NextInt(63) - 31, c.Rng.NextInt(63) - 31, c.Rng.NextULong() >> 63 == 1),
+            };
+        var (x, targets) = (c.R(new Shape(b, 3, ImageSet.Height, ImageSet.Width)), c.R(new Shape(b, k)));
+        var source = BatchSources.Create(c.B, set);
+        try
+        {
+            source.Fill(x, targets, indices, crops);
+            c.Record("images:x", x);
+            c.Record("targets:targets", targets);
+        }
+        finally { (source as IDisposable)?.Dispose(); }
+    }
 
     private static SelfTestCase Gemm(bool ta, bool tb, float alpha, float beta)
     {
