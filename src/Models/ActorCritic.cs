@@ -111,7 +111,7 @@ public sealed class ActorCritic
         for (int i = _vf.Length - 1; i >= 0; i--) dv = _vf[i].Lin.Backward(_vf[i].Act.Backward(dv, true), true);
         // The shared features receive the sum of both heads' gradients.
         var b = dLogits.Backend;
-        var dFeatures = EnsureBuffer(ref _dFeatures, b, dp.Shape);
+        var dFeatures = Tensor.Ensure(ref _dFeatures, b, dp.Shape);
         b.Add(dFeatures, dp, dv);
         var dh = _pool.Backward(_featLinear.Backward(_featTanh.Backward(dFeatures, true), true), true);
         for (int i = _convs.Length - 1; i >= 0; i--)
@@ -121,13 +121,4 @@ public sealed class ActorCritic
         }
     }
 
-    private static Tensor EnsureBuffer(ref Tensor? t, IBackend backend, Shape shape)
-    {
-        if (t == null || t.Shape != shape || !ReferenceEquals(t.Backend, backend))
-        {
-            t?.Dispose();
-            t = backend.Allocate(shape);
-        }
-        return t;
-    }
 }

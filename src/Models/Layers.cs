@@ -25,15 +25,7 @@ public abstract class Layer
     public abstract Tensor Backward(Tensor dy, bool weightGrads);
 
     /// <summary>Returns <paramref name="t"/>, reallocated on <paramref name="backend"/> when its shape differs.</summary>
-    protected static Tensor Ensure(ref Tensor? t, IBackend backend, Shape shape)
-    {
-        if (t == null || t.Shape != shape || !ReferenceEquals(t.Backend, backend))
-        {
-            t?.Dispose();
-            t = backend.Allocate(shape);
-        }
-        return t;
-    }
+    protected static Tensor Ensure([System.Diagnostics.CodeAnalysis.NotNull] ref Tensor? t, IBackend backend, Shape shape) => Tensor.Ensure(ref t, backend, shape);
 
     protected static T Cached<T>(T? value, string layer) where T : class =>
         value ?? throw new InvalidOperationException($"{layer}: Backward called before Forward");

@@ -17,13 +17,10 @@ public sealed class SoftTargetLoss
         var b = logits.Backend;
         Check.Same("soft cross-entropy", "targets", targets.Shape, logits.Shape);
         int n = logits.Shape[0];
-        if (_logp == null || _logp.Shape != logits.Shape)
-        {
-            _logp = b.Allocate(logits.Shape);
-            _dz = b.Allocate(logits.Shape);
-            _losses = b.Allocate(new Shape(n));
-            _hostLosses = new float[n];
-        }
+        Tensor.Ensure(ref _logp, b, logits.Shape);
+        Tensor.Ensure(ref _dz, b, logits.Shape);
+        Tensor.Ensure(ref _losses, b, new Shape(n));
+        if (_hostLosses.Length != n) _hostLosses = new float[n];
         b.LogSoftmaxForward(_logp, logits);
         b.SoftCrossEntropyForward(_losses!, _logp, targets);
         _targets = targets;

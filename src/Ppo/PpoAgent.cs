@@ -226,8 +226,7 @@ public sealed partial class PpoAgent : IDisposable
 
     private Tensor EnsureTensor(ref Tensor? t, Shape shape)
     {
-        if (t == null || t.Shape != shape) { t?.Dispose(); t = _b.Allocate(shape); }
-        return t;
+        return Tensor.Ensure(ref t, _b, shape);
     }
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace RlMixup.Core;
 /// </summary>
 public sealed class Tensor : IDisposable
 {
-    private readonly bool _ownsBuffer;
+    private bool _ownsBuffer;
 
     internal Tensor(DeviceBuffer buffer, int offset, Shape shape, bool ownsBuffer)
     {
@@ -27,6 +27,33 @@ public sealed class Tensor : IDisposable
     /// <summary>Offset of element 0 in the buffer, in floats.</summary>
     public int Offset { get; }
     public int Length => Shape.Size;
+
+    /// <summary>
+    /// A reusable workspace slot (layer outputs and gradients, loss buffers): returns
+    /// <paramref name="t"/> when it already has <paramref name="shape"/>; else, when t owns a buffer
+    /// large enough, a tensor of the new shape at the start of that same buffer, which takes over
+    /// ownership (t becomes a plain view); else a fresh allocation, disposing t. A slot thus grows to
+    /// the largest shape it has held and never reallocates when sizes alternate, as the agent's
+    /// layers do between acting on one observation and updating on a minibatch of 100 (a
+    /// reallocation there costed ~0.5 s per switch, fresh pages being faulted in). The contents
+    /// after a shape change are unspecified: callers overwrite them.
+    /// </summary>
+    public static Tensor Ensure([System.Diagnostics.CodeAnalysis.NotNull] ref Tensor? t, IBackend backend, Shape shape)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (t != null && ReferenceEquals(t.Backend, backend))
+        {
+            if (t.Shape == shape) return t;
+            if (t._ownsBuffer && t.Offset == 0 && shape.Size <= t.Buffer.Length)
+            {
+                var moved = new Tensor(t.Buffer, 0, shape, ownsBuffer: true);
+                t._ownsBuffer = false;
+                return t = moved;
+            }
+        }
+        t?.Dispose();
+        return t = backend.Allocate(shape);
+    }
 
     /// <summary>A view of <paramref name="shape"/> starting <paramref name="offset"/> floats into this tensor.</summary>
     public Tensor View(int offset, Shape shape)

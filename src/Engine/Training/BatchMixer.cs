@@ -162,7 +162,6 @@ public sealed class BatchMixer
 
     private Tensor Ensure(ref Tensor? t, Shape shape)
     {
-        if (t == null || t.Shape != shape) { t?.Dispose(); t = _b.Allocate(shape); }
-        return t;
+        return Tensor.Ensure(ref t, _b, shape);
     }
 }

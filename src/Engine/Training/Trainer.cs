@@ -208,7 +208,7 @@ public sealed partial class Trainer : IDisposable
     /// </summary>
     private double GradSim(Tensor cleanMaps, Tensor mixedInputGrad)
     {
-        if (_mixedMaps == null || _mixedMaps.Shape != cleanMaps.Shape) { _mixedMaps?.Dispose(); _mixedMaps = _b.Allocate(cleanMaps.Shape); }
+        Tensor.Ensure(ref _mixedMaps, _b, cleanMaps.Shape);
         _b.SaliencyMaps(_mixedMaps, mixedInputGrad);
         if (_cleanMapsHost.Length != cleanMaps.Length) { _cleanMapsHost = new float[cleanMaps.Length]; _mixedMapsHost = new float[cleanMaps.Length]; }
         cleanMaps.CopyTo(_cleanMapsHost);
