@@ -2,32 +2,37 @@
 # Runs the engine and the PyTorch reference side by side, in ONE invocation on one machine, and
 # prints the ratio of their median times (> 1 means the engine is faster).
 #
-#   bench/compare_torch.sh [--device cpu|cuda] [--steps N] [--warmup N] [--plain] [widths...]
+#   bench/compare_torch.sh [--device cpu|cuda] [--steps N] [--warmup N] [--rounds N] [--plain] [widths...]
 #
 # For every width (default: 16 64):
 #   - the RL-Mixup step, phase by phase: `rlmixup bench` against bench/reference/torch_rlmixup.py;
 #     on cuda the reference runs three variants: eager fp32, AMP bf16 channels_last, torch.compile;
 #   - with --plain also the plain training step (bench project's `step` against torch_step.py, CPU).
+# With --rounds N (default 1) the two programs run alternately N times (engine, reference, engine,
+# …), so that a burst of load on a shared host hits both; each phase then reports the median over
+# the rounds of each side's median, their ratio, and the range of the per-round ratios.
 # The engine is $RLMIXUP if set, else artifacts/gpu/rlmixup if it exists (the NativeAOT build, no
 # .NET needed), else a Release build of src/Engine. PyTorch is $PYTHON (default /usr/bin/python3,
 # Debian's python3-torch on the CPU). JSON results are kept in $OUT (default a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device=cpu steps="" warmup="" plain=0 widths=()
+device=cpu steps="" warmup="" plain=0 rounds=1 widths=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     --plain) plain=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1" >&2; exit 2 ;;
     *) widths+=("$1"); shift ;;
   esac
 done
 [ ${#widths[@]} -gt 0 ] || widths=(16 64)
 case "$device" in cpu|cuda) ;; *) echo "error: --device must be cpu or cuda" >&2; exit 2 ;; esac
+case "$rounds" in ''|*[!0-9]*|0) echo "error: --rounds must be a positive integer" >&2; exit 2 ;; esac
 python=${PYTHON:-/usr/bin/python3}
 if ! "$python" -c "import torch" 2>/dev/null; then
   echo "error: $python cannot import torch (on Debian: apt-get install python3-torch; or set PYTHON)" >&2; exit 2
@@ -42,19 +47,27 @@ else
   engine=(dotnet src/Engine/bin/Release/net10.0/rlmixup.dll)
 fi
 
-ratios() { # ratios OURS.json REF.json LABEL
+ratios() { # ratios "OURS.json..." "REF.json..." LABEL (one file per round on each side)
   "$python" - "$1" "$2" "$3" <<'PY'
-import json, sys
-ours, ref = (json.load(open(p)) for p in sys.argv[1:3])
+import json, statistics, sys
+ours = [json.load(open(p)) for p in sys.argv[1].split()]
+ref = [json.load(open(p)) for p in sys.argv[2].split()]
 label = sys.argv[3]
-print(f"-- ratio {label}: reference / engine (median ms; > 1 means the engine is faster)")
-for phase, o in ours["phases"].items():
-    if phase not in ref["phases"]:
+med = statistics.median
+print(f"-- ratio {label}: reference / engine (median ms; > 1 means the engine is faster)"
+      + (f", median over {len(ours)} alternating rounds" if len(ours) > 1 else ""))
+for phase in ours[0]["phases"]:
+    if phase not in ref[0]["phases"]:
         continue
-    r = ref["phases"][phase]["median_ms"]
-    print(f"   {phase:<9} {r:10.2f} / {o['median_ms']:10.2f} = {r / o['median_ms']:6.2f}x")
-if "images_per_s" in ours and "images_per_s" in ref:
-    print(f"   images/s  engine {ours['images_per_s']:.1f}, reference {ref['images_per_s']:.1f}")
+    o = [j["phases"][phase]["median_ms"] for j in ours]
+    r = [j["phases"][phase]["median_ms"] for j in ref]
+    line = f"   {phase:<9} {med(r):10.2f} / {med(o):10.2f} = {med(r) / med(o):6.2f}x"
+    if len(o) > 1:
+        per = [b / a for a, b in zip(o, r)]
+        line += f"   (rounds {min(per):.2f}-{max(per):.2f}x)"
+    print(line)
+if all("images_per_s" in j for j in ours + ref):
+    print(f"   images/s  engine {med(j['images_per_s'] for j in ours):.1f}, reference {med(j['images_per_s'] for j in ref):.1f}")
 PY
 }
 
@@ -62,19 +75,33 @@ for w in "${widths[@]}"; do
   s=${steps:-$([ "$w" -ge 48 ] && [ "$device" = cpu ] && echo 5 || echo 10)}
   wu=${warmup:-$([ "$device" = cpu ] && echo 1 || echo 3)}
   echo "== width $w, $device, $s steps after $wu warmup =="
-  "${engine[@]}" bench --device "$device" --width "$w" --steps "$s" --warmup "$wu" --epoch-images 0 --json "$out/ours_rl_$w.json"
   variants=("eager:")
   [ "$device" = cuda ] && variants+=("amp:--amp" "compile:--compile")
-  for v in "${variants[@]}"; do
-    name=${v%%:*} flags=${v#*:}
-    "$python" bench/reference/torch_rlmixup.py --device "$device" --width "$w" --steps "$s" --warmup "$wu" $flags --json "$out/torch_rl_${name}_$w.json"
-    ratios "$out/ours_rl_$w.json" "$out/torch_rl_${name}_$w.json" "RL-Mixup step, PyTorch $name, width $w"
+  declare -A refs=()
+  ours=""
+  for r in $(seq 1 "$rounds"); do
+    "${engine[@]}" bench --device "$device" --width "$w" --steps "$s" --warmup "$wu" --epoch-images 0 --json "$out/ours_rl_${w}_r$r.json"
+    ours+=" $out/ours_rl_${w}_r$r.json"
+    for v in "${variants[@]}"; do
+      name=${v%%:*} flags=${v#*:}
+      "$python" bench/reference/torch_rlmixup.py --device "$device" --width "$w" --steps "$s" --warmup "$wu" $flags --json "$out/torch_rl_${name}_${w}_r$r.json"
+      refs[$name]+=" $out/torch_rl_${name}_${w}_r$r.json"
+    done
   done
+  for v in "${variants[@]}"; do
+    name=${v%%:*}
+    ratios "$ours" "${refs[$name]}" "RL-Mixup step, PyTorch $name, width $w"
+  done
+  unset refs
   if [ "$plain" = 1 ]; then
     dotnet build -c Release bench/RlMixup.Bench.csproj -v q -nologo >/dev/null
-    dotnet bench/bin/Release/net10.0/RlMixup.Bench.dll step --width "$w" --steps "$s" --warmup "$wu" --json "$out/ours_plain_$w.json"
-    "$python" bench/reference/torch_step.py --width "$w" --steps "$s" --warmup "$wu" --threads "$(nproc)" --json "$out/torch_plain_$w.json"
-    ratios "$out/ours_plain_$w.json" "$out/torch_plain_$w.json" "plain step, width $w"
+    ours="" ref=""
+    for r in $(seq 1 "$rounds"); do
+      dotnet bench/bin/Release/net10.0/RlMixup.Bench.dll step --width "$w" --steps "$s" --warmup "$wu" --json "$out/ours_plain_${w}_r$r.json"
+      "$python" bench/reference/torch_step.py --width "$w" --steps "$s" --warmup "$wu" --threads "$(nproc)" --json "$out/torch_plain_${w}_r$r.json"
+      ours+=" $out/ours_plain_${w}_r$r.json" ref+=" $out/torch_plain_${w}_r$r.json"
+    done
+    ratios "$ours" "$ref" "plain step, width $w"
   fi
 done
 echo "JSON results in $out"
