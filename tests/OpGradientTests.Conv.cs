@@ -37,6 +37,13 @@ public partial class OpGradientTests
         new(2, 4, 5, 36, 3, 3, 3, 1, 1, 1, 1),
         new(1, 2, 33, 17, 3, 3, 3, 1, 1, 1, 1),
         new(9, 7, 4, 4, 5, 3, 3, 1, 1, 1, 1),    // 4x4 images: 4 tiles each, many images per group
+        // stride 2 along W through the even/odd split: odd and even widths, pads 0-2 (negative tap
+        // offsets), a 5-wide kernel, the narrowest image, a stride-1 H beside a stride-2 W
+        new(2, 4, 7, 9, 5, 3, 3, 2, 2, 1, 1),
+        new(1, 3, 5, 7, 4, 1, 1, 2, 2, 0, 0),
+        new(1, 2, 6, 11, 3, 5, 5, 2, 2, 2, 2),
+        new(2, 3, 3, 2, 2, 3, 3, 2, 2, 1, 1),
+        new(3, 5, 4, 10, 6, 3, 3, 1, 2, 0, 1),
         // valid (pad 0) 3x3 convolutions through the same-padded Winograd path: the agent's kind,
         // odd and even sizes, a 1x1 output, channel counts not multiples of 8
         new(2, 5, 7, 6, 4, 3, 3, 1, 1, 0, 0),
