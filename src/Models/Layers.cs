@@ -24,7 +24,7 @@ public abstract class Layer
     public abstract Tensor Forward(Tensor x, Mode mode);
     public abstract Tensor Backward(Tensor dy, bool weightGrads);
 
-    /// <summary>Returns <paramref name="t"/>, reallocated on <paramref name="backend"/> when its shape differs.</summary>
+    /// <summary>The layer's workspace slot <paramref name="t"/> in <paramref name="shape"/> (<see cref="Tensor.Ensure"/>: reuses its buffer when it fits).</summary>
     protected static Tensor Ensure([System.Diagnostics.CodeAnalysis.NotNull] ref Tensor? t, IBackend backend, Shape shape) => Tensor.Ensure(ref t, backend, shape);
 
     protected static T Cached<T>(T? value, string layer) where T : class =>

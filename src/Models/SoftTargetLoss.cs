@@ -22,9 +22,9 @@ public sealed class SoftTargetLoss
         Tensor.Ensure(ref _losses, b, new Shape(n));
         if (_hostLosses.Length != n) _hostLosses = new float[n];
         b.LogSoftmaxForward(_logp, logits);
-        b.SoftCrossEntropyForward(_losses!, _logp, targets);
+        b.SoftCrossEntropyForward(_losses, _logp, targets);
         _targets = targets;
-        _losses!.CopyTo(_hostLosses);
+        _losses.CopyTo(_hostLosses);
         double sum = 0;
         foreach (float l in _hostLosses) sum += l;
         return (float)(sum / n);

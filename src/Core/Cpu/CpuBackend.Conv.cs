@@ -59,11 +59,11 @@ public sealed partial class CpuBackend
         if (UseWinogradValid(pl))
         {
             var same = SamePadded(pl);
-            float[] ys = ValidScratch(same.N * same.OutImage);
-            fixed (float* pw = &wa[wo], py = &ya[yo], px = &xa[xo], pys = ys)
+            float* ys = ValidScratch(same);
+            fixed (float* pw = &wa[wo], py = &ya[yo], px = &xa[xo])
             {
-                WinogradForward(px, pw, pys, same);
-                CropInterior(pys, py, pl);
+                WinogradForward(px, pw, ys, same);
+                CropInterior(ys, py, pl);
             }
             return;
         }
@@ -98,13 +98,7 @@ public sealed partial class CpuBackend
         }
         if (UseWinogradValid(pl))
         {
-            var same = SamePadded(pl);
-            float[] dys = ValidScratch(same.N * same.OutImage);
-            fixed (float* pw = &wa[wo], pdy = &dya[dyo], pdx = &dxa[dxo], pdys = dys)
-            {
-                EmbedInterior(pdy, pdys, pl);
-                WinogradBackwardData(pdys, pw, pdx, same);
-            }
+            fixed (float* pw = &wa[wo], pdy = &dya[dyo], pdx = &dxa[dxo]) WinogradBackwardData(EmbedInterior(pdy, pl), pw, pdx, SamePadded(pl));
             return;
         }
         Chunks(pl.Groups, 1, (s, e, _) =>
@@ -143,13 +137,7 @@ public sealed partial class CpuBackend
         }
         if (UseWinogradValid(pl) && (WinogradFilterGrad ?? true))
         {
-            var same = SamePadded(pl);
-            float[] dys = ValidScratch(same.N * same.OutImage);
-            fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo], pdys = dys)
-            {
-                EmbedInterior(pdy, pdys, pl);
-                WinogradBackwardFilter(px, pdys, pdw, same);
-            }
+            fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo]) WinogradBackwardFilter(px, EmbedInterior(pdy, pl), pdw, SamePadded(pl));
             return;
         }
         int workers = Math.Min(Threads, pl.Groups);

@@ -201,15 +201,19 @@ public sealed partial class CpuBackend
 
     private float[] _validScratch = [];
 
-    /// <summary>A scratch (N, O, H, W) for the same-padded output or output gradient, kept between calls.</summary>
-    private float[] ValidScratch(int size)
+    /// <summary>
+    /// A scratch (N, O, H, W) for the same-padded output or output gradient, kept between calls.
+    /// It is allocated pinned, so its address stays valid without a fixed block.
+    /// </summary>
+    private unsafe float* ValidScratch(in ConvPlan same)
     {
-        if (_validScratch.Length < size) _validScratch = new float[size];
-        return _validScratch;
+        int size = same.N * same.OutImage;
+        if (_validScratch.Length < size) _validScratch = GC.AllocateUninitializedArray<float>(size, pinned: true);
+        return (float*)Unsafe.AsPointer(ref _validScratch[0]);
     }
 
     /// <summary>y (N, O, H−2, W−2) = the interior of ys (N, O, H, W).</summary>
-    private unsafe void CropInterior(float* ys, float* y, in ConvPlan pl)
+    private static unsafe void CropInterior(float* ys, float* y, in ConvPlan pl)
     {
         int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
         long planes = (long)pl.N * pl.O;
@@ -218,15 +222,20 @@ public sealed partial class CpuBackend
                 new ReadOnlySpan<float>(ys + p * h * w + (i + 1) * w + 1, ow).CopyTo(new Span<float>(y + p * oh * ow + i * ow, ow));
     }
 
-    /// <summary>dys (N, O, H, W) = dy (N, O, H−2, W−2) in a zero frame one pixel wide.</summary>
-    private unsafe void EmbedInterior(float* dy, float* dys, in ConvPlan pl)
+    /// <summary>
+    /// The valid convolution's dy (N, O, H−2, W−2) in a zero frame one pixel wide, (N, O, H, W): the
+    /// same-padded convolution's output gradient. Lives in the scratch until the next call.
+    /// </summary>
+    private unsafe float* EmbedInterior(float* dy, in ConvPlan pl)
     {
         int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
         long planes = (long)pl.N * pl.O;
+        float* dys = ValidScratch(SamePadded(pl));
         new Span<float>(dys, checked((int)(planes * h * w))).Clear();
         for (long p = 0; p < planes; p++)
             for (int i = 0; i < oh; i++)
                 new ReadOnlySpan<float>(dy + p * oh * ow + i * ow, ow).CopyTo(new Span<float>(dys + p * h * w + (i + 1) * w + 1, ow));
+        return dys;
     }
 
     /// <summary>
