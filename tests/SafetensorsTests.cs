@@ -168,11 +168,8 @@ public class SafetensorsTests
     [Test]
     public void PyTorchLoadsTheCheckpoint()
     {
-        string root = RepoRootOrIgnore();
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python)) Assert.Ignore($"{python} not found: the PyTorch interoperability check needs it with torch and numpy");
-        var (probeOk, probeOut) = Run(python, ["-c", "import torch, numpy"], root);
-        if (!probeOk) Assert.Ignore($"{python} cannot import torch and numpy, so the PyTorch interoperability check is skipped: {probeOut.Trim()}");
+        string root = PythonTorch.RepoRootOrIgnore();
+        PythonTorch.RequireOrIgnore();
 
         string dir = TempDir("torch");
         var (store, model) = RandomModel(7);
@@ -185,29 +182,10 @@ public class SafetensorsTests
         string modelPath = Path.Combine(dir, "model.safetensors"), inputPath = Path.Combine(dir, "x.safetensors"), outPath = Path.Combine(dir, "logits.safetensors");
         ModelSafetensors.Write(modelPath, store, numBatchesTracked: 1);
         Safetensors.WriteAtomic(inputPath, [SafeTensor.FromFloats("x", [2, 3, 32, 32], xData)]);
-        var (ok, output) = Run(python, [Path.Combine(root, "tests", "python", "load_safetensors.py"), modelPath, inputPath, outPath, "4", "10"], root);
-        Assert.That(ok, Is.True, "the PyTorch loader failed:\n" + output);
+        var (code, output) = PythonTorch.Run([Path.Combine(root, "tests", "python", "load_safetensors.py"), modelPath, inputPath, outPath, "4", "10"], root);
+        Assert.That(code, Is.EqualTo(0), "the PyTorch loader failed:\n" + output);
         var logits = Safetensors.Read(outPath).Tensors["logits"];
         Assert.That(logits.Shape, Is.EqualTo(new long[] { 2, 10 }));
         FiniteDiff.Validate("logits", ours, FiniteDiff.ToDouble(logits.ToFloats()), 2e-5, 1e-4);
-    }
-
-    private static string RepoRootOrIgnore()
-    {
-        for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir != null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "RlMixup.sln"))) return dir.FullName;
-        Assert.Ignore("RlMixup.sln is not above the test directory: the Python scripts of the repository are not reachable");
-        return "";
-    }
-
-    private static (bool Ok, string Output) Run(string exe, string[] args, string workDir)
-    {
-        var psi = new ProcessStartInfo(exe) { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(120_000)) { p.Kill(); return (false, "timed out after 120 s"); }
-        return (p.ExitCode == 0, stdout + stderr.Result);
     }
 }

@@ -18,19 +18,19 @@ public static class Backends
     /// when <c>auto</c> falls back to the CPU.
     /// </summary>
     /// <exception cref="CliException"><c>cuda</c> was asked for and cannot be created, or the name is unknown.</exception>
-    public static IBackend Create(string device, bool tf32, TextWriter log)
+    public static IBackend Create(string device, bool tf32, TextWriter log, int? threads = null)
     {
         switch (device)
         {
             case "cpu":
-                return new CpuBackend();
+                return new CpuBackend(threads);
             case "cuda":
                 if (TryCreateCuda(tf32, out var cuda, out string reason)) return cuda!;
                 throw new CliException($"--device cuda: no CUDA device or driver found ({reason}); use --device cpu or auto");
             case "auto":
                 if (TryCreateCuda(tf32, out var auto, out string why)) return auto!;
                 log.WriteLine($"device: running on the CPU ({why})");
-                return new CpuBackend();
+                return new CpuBackend(threads);
             default:
                 throw new CliException($"--device {device}: expected cpu, cuda or auto");
         }

@@ -143,9 +143,16 @@ public static class TrainCommands
             DefaultValueFactory = _ => "accuracy",
         };
         reward.AcceptOnlyFromAmong("accuracy", "grad-sim");
+        var lrMax = new Option<double>("--lr-max") { Description = "peak learning rate of the one-cycle schedule (it starts at lr-max/50 and ends at lr-max/100)", DefaultValueFactory = _ => 0.2 };
+        var threads = new Option<int?>("--threads") { Description = "CPU worker threads (default: every core)" };
+        var initWeights = new Option<string?>("--init-weights") { Description = "start the classifier from these weights (safetensors, PyTorch state-dict names) instead of its seeded initialisation" };
+        var trace = new Option<string?>("--trace") { Description = "record the first --trace-steps steps (batches, mix draws, loss; state and gradients at --trace-full steps) into this folder for scripts/replay_torch.py" };
+        var traceSteps = new Option<int>("--trace-steps") { Description = "steps recorded by --trace", DefaultValueFactory = _ => 10 };
+        var traceFull = new Option<string>("--trace-full") { Description = "comma-separated steps at which --trace also records the state, the momentum and every gradient", DefaultValueFactory = _ => "1,10,100,500" };
+        var stepStats = new Option<int?>("--step-stats") { Description = "every N steps, append the gradient norm, per-layer parameter norms, the smallest BN scale and the dead-ReLU fraction to steps.jsonl" };
         var outOpt = OutOption();
         var noLive = NoLiveOption();
-        foreach (var o in new Option[] { valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, noTf32, seed, patches, alpha, perImage, cropPad, maxTrain, maxTest, outOpt, noLive })
+        foreach (var o in new Option[] { stepStats, valFromTrain, dataset, dataDir, policy, reward, epochs, batch, width, device, noTf32, threads, seed, patches, alpha, perImage, cropPad, lrMax, maxTrain, maxTest, initWeights, trace, traceSteps, traceFull, outOpt, noLive })
             if (fixedDataset == null || o != dataset) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -153,7 +160,20 @@ public static class TrainCommands
             if (gradSim && r.GetValue(policy) != "rl")
                 throw new CliException($"--reward grad-sim: only the rl policy is rewarded, not --policy {r.GetValue(policy)}");
             if (!(r.GetValue(alpha) > 0)) throw new CliException($"--alpha must be positive, got {r.GetValue(alpha)}");
-            using var backend = Backends.Create(r.GetValue(device)!, !r.GetValue(noTf32), Console.Out);
+            if (!(r.GetValue(lrMax) > 0) || !double.IsFinite(r.GetValue(lrMax))) throw new CliException($"--lr-max must be a positive number, got {r.GetValue(lrMax)}");
+            if (r.GetValue(stepStats) is int ss && ss < 1) throw new CliException($"--step-stats must be at least 1, got {ss}");
+            if (r.GetValue(threads) is int t && t < 1) throw new CliException($"--threads must be at least 1, got {t}");
+            if (r.GetValue(initWeights) is string iw && !File.Exists(iw)) throw new CliException($"--init-weights {iw}: no such file");
+            StepTrace? stepTrace = null;
+            if (r.GetValue(trace) is string traceDir)
+            {
+                if (r.GetValue(traceSteps) < 1) throw new CliException($"--trace-steps must be at least 1, got {r.GetValue(traceSteps)}");
+                var full = new List<long>();
+                foreach (var part in r.GetValue(traceFull)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                    full.Add(long.TryParse(part, out long k) && k >= 1 ? k : throw new CliException($"--trace-full: '{part}' is not a step number (1 or more)"));
+                stepTrace = new StepTrace(traceDir, r.GetValue(traceSteps), full);
+            }
+            using var backend = Backends.Create(r.GetValue(device)!, !r.GetValue(noTf32), Console.Out, r.GetValue(threads));
             string name = fixedDataset ?? r.GetValue(dataset)!;
             ulong s = r.GetValue(seed);
             string root = r.GetValue(dataDir)!;
@@ -168,8 +188,10 @@ public static class TrainCommands
                 Augmentation = new Augmentation(r.GetValue(cropPad)),
                 ValFromTrain = r.GetValue(valFromTrain),
                 Reward = gradSim ? RewardKind.GradSim : RewardKind.Accuracy,
+                MaxLr = r.GetValue(lrMax),
+                InitWeights = r.GetValue(initWeights) is string w ? Path.GetFullPath(w) : null,
             };
-            return Run(backend, data, config, r.GetValue(outOpt), !r.GetValue(noTf32), r.GetValue(noLive), name, name == "synthetic" ? null : r.GetValue(dataDir));
+            return Run(backend, data, config, r.GetValue(outOpt), !r.GetValue(noTf32), r.GetValue(noLive), name, name == "synthetic" ? null : r.GetValue(dataDir), stepTrace, r.GetValue(stepStats));
         });
         return cmd;
     }
@@ -195,7 +217,8 @@ public static class TrainCommands
     public static Option<bool> NoLiveOption() =>
         new("--no-live") { Description = "print plain progress lines instead of the live panel (automatic when output is redirected)" };
 
-    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, bool tf32, bool plain, string? datasetName = null, string? dataFolder = null)
+    private static int Run(IBackend backend, Dataset data, TrainConfig config, string? outDir, bool tf32, bool plain, string? datasetName = null, string? dataFolder = null,
+        StepTrace? trace = null, int? stepStats = null)
     {
         string folder = outDir ?? Path.Combine("runs",
             $"{datasetName ?? data.Name}-{config.Policy.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -212,7 +235,7 @@ public static class TrainCommands
         }
         return RunWatcher.Run(folder, plain, (log, onStep, stop) =>
         {
-            var run = new TrainingRun(backend, data, config, folder, log) { DataFolder = dataFolder, Tf32 = tf32, Progress = onStep, Stop = stop };
+            var run = new TrainingRun(backend, data, config, folder, log) { DataFolder = dataFolder, Tf32 = tf32, Progress = onStep, Stop = stop, Trace = trace, StepStatsEvery = stepStats };
             run.Run();
             return run.Interrupted;
         });

@@ -144,6 +144,9 @@ public abstract class Activation(string name) : Layer
     protected abstract void Apply(IBackend b, Tensor y, Tensor x);
     protected abstract void Derive(IBackend b, Tensor dx, Tensor y, Tensor dy);
 
+    /// <summary>The output of the last Forward (null before the first), overwritten by the next.</summary>
+    public Tensor? Output => _y;
+
     public override Tensor Forward(Tensor x, Mode mode)
     {
         var y = Ensure(ref _y, x.Backend, x.Shape);

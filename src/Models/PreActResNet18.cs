@@ -30,6 +30,16 @@ public sealed class PreActBlock : Layer
 
     public bool HasShortcut => _shortcut != null;
 
+    /// <summary>The outputs of the block's two ReLUs in the last forward, relu(bn1(x)) then relu(bn2(conv1(·))).</summary>
+    public IEnumerable<Tensor> ReluOutputs
+    {
+        get
+        {
+            if (_relu1.Output is { } a) yield return a;
+            if (_relu2.Output is { } b) yield return b;
+        }
+    }
+
     public override Tensor Forward(Tensor x, Mode mode)
     {
         var a = _relu1.Forward(_bn1.Forward(x, mode), mode);
@@ -105,6 +115,10 @@ public sealed class PreActResNet18
     public ParameterStore Store { get; }
     public int Width { get; }
     public int Classes { get; }
+
+    /// <summary>The outputs of every ReLU in the last forward, block by block (diagnostics: dead units).</summary>
+    public IEnumerable<Tensor> ReluOutputs =>
+        _blocks.SelectMany(b => b.ReluOutputs).Concat(_finalRelu?.Output is { } f ? [f] : []);
 
     /// <summary>x (N,3,H,W) → logits (N, classes). The returned tensor is owned by the model.</summary>
     public Tensor Forward(Tensor x, Mode mode)

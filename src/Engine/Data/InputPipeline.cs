@@ -137,8 +137,11 @@ public sealed class CpuBatchSource(IBackend backend, ImageSet set) : IBatchSourc
     }
 }
 
-/// <summary>One batch of an epoch: its position, the source indices, and the filled tensors (views of n images).</summary>
-public readonly record struct Batch(int Index, int[] Indices, Tensor X, Tensor Targets)
+/// <summary>
+/// One batch of an epoch: its position, the source indices, the filled tensors (views of n images)
+/// and the augmentation drawn for each image (empty without augmentation; reused by the next batch).
+/// </summary>
+public readonly record struct Batch(int Index, int[] Indices, Tensor X, Tensor Targets, ReadOnlyMemory<CropFlip> Augment = default)
 {
     public int Size => Indices.Length;
 }
@@ -224,7 +227,7 @@ public sealed class DataLoader : IDisposable
             augmentation.Draw(rng ?? throw new ArgumentNullException(nameof(rng), "an augmenting loader needs the run's Rng"), a);
         }
         Source.Fill(x, t, idx, a);
-        return new Batch(b, idx, x, t);
+        return new Batch(b, idx, x, t, a.Length == 0 ? default : _aug.AsMemory(0, n));
     }
 
     public void Dispose()

@@ -37,8 +37,18 @@ public sealed record MixOptions
     public int Actions { get; init; } = 10;
 }
 
-/// <summary>What one batch turned into: the classifier's training input and what the agent saw and chose.</summary>
-public sealed record MixedBatch(Tensor Images, Tensor Targets, Tensor? Observation, int[]? Actions);
+/// <summary>
+/// What one batch turned into: the classifier's training input, what the agent saw and chose, and the
+/// mix's random draws (null for the clean batch).
+/// </summary>
+public sealed record MixedBatch(Tensor Images, Tensor Targets, Tensor? Observation, int[]? Actions, MixDraws? Draws = null);
+
+/// <summary>
+/// The random draws of one mix, kept so that a step can be replayed elsewhere: the partner of each
+/// image, the mixing weights (input mixup's λ, RL-Mixup's λ1 per batch or per image), the CutMix box,
+/// and the saliency policies' cell masks (B,p,p), owned by the mixer and overwritten by the next mix.
+/// </summary>
+public sealed record MixDraws(int[] Partner, float[]? Lambda, CutBox? Box, Tensor? Masks);
 
 /// <summary>
 /// Steps 1–3 of Algorithm 1 for one batch: the saliency pass (forward, then ∂loss/∂input only,
@@ -89,7 +99,7 @@ public sealed class BatchMixer
                 int[] perm = _rng.Permutation(n);
                 float lambda = (float)_rng.Beta(Options.BaselineAlpha, Options.BaselineAlpha);
                 _b.InputMixup(mixed, mixedTargets, x, targets, perm, lambda);
-                return new MixedBatch(mixed, mixedTargets, null, null);
+                return new MixedBatch(mixed, mixedTargets, null, null, new MixDraws(perm, [lambda], null, null));
             }
             case MixPolicy.CutMix:
             {
@@ -98,7 +108,7 @@ public sealed class BatchMixer
                 double lambda = _rng.Beta(Options.BaselineAlpha, Options.BaselineAlpha);
                 var box = CutBox.Sample(_rng, lambda, x.Shape.H, x.Shape.W);
                 _b.CutMix(mixed, mixedTargets, x, targets, perm, box);
-                return new MixedBatch(mixed, mixedTargets, null, null);
+                return new MixedBatch(mixed, mixedTargets, null, null, new MixDraws(perm, [(float)lambda], box, null));
             }
             default:
                 return SaliencyMix(x, targets);
@@ -154,7 +164,7 @@ public sealed class BatchMixer
         float[] lambda1 = [.. Enumerable.Range(0, Options.DirichletPerImage ? n : 1).Select(_ => (float)_rng.Beta(Options.Alpha, Options.Alpha))];
         var (mixed, mixedTargets) = Outputs(x, targets);
         _b.MaskMix(mixed, mixedTargets, Ensure(ref _fractions, new Shape(n, 3)), x, targets, masks, perm, lambda1);
-        return new MixedBatch(mixed, mixedTargets, maps, actions);
+        return new MixedBatch(mixed, mixedTargets, maps, actions, new MixDraws(perm, lambda1, null, masks));
     }
 
     private (Tensor Mixed, Tensor Targets) Outputs(Tensor x, Tensor targets) =>

@@ -37,6 +37,11 @@ public sealed record TrainConfig
     /// <summary>The agent's configuration; n_steps is set to two epochs of batches.</summary>
     public PpoConfig Ppo { get; init; } = new();
     public ActorCriticSizes? AgentSizes { get; init; }
+    /// <summary>
+    /// A safetensors file (PyTorch state-dict names) the classifier starts from instead of its seeded
+    /// initialisation. The initialisation is still drawn, so every later random draw is the same.
+    /// </summary>
+    public string? InitWeights { get; init; }
 }
 
 /// <summary>
@@ -93,6 +98,7 @@ public sealed partial class Trainer : IDisposable
         Store = new ParameterStore();
         Model = new PreActResNet18(Store, config.Width, data.Classes);
         Store.Materialize(backend, _rng);
+        if (config.InitWeights != null) ModelSafetensors.Load(config.InitWeights, Store);
         _train = DataLoader.Training(BatchSources.Create(backend, data.Train), config.BatchSize, config.Augmentation);
         if (_train.BatchesPerEpoch < 1)
             throw new ArgumentException($"{data.Name}: {data.Train.Count} training images make no full batch of {config.BatchSize}");
@@ -121,6 +127,12 @@ public sealed partial class Trainer : IDisposable
     public PpoAgent? Agent { get; }
     public BatchMixer Mixer { get; }
     public int BatchesPerEpoch => _train.BatchesPerEpoch;
+
+    /// <summary>Records the first steps for a replay elsewhere (see <see cref="StepTrace"/>); null records nothing.</summary>
+    public StepTrace? Trace { get; set; }
+
+    /// <summary>Writes training-dynamics diagnostics every few steps (see <see cref="StepStats"/>); null writes none.</summary>
+    public StepStats? Stats { get; set; }
 
     /// <summary>Called after every training step with a snapshot of the epoch so far (on the training thread; keep it cheap).</summary>
     public Action<StepProgress>? Progress { get; set; }
@@ -153,15 +165,20 @@ public sealed partial class Trainer : IDisposable
         {
             var batch = _train.FillBatch(e.Plan, e.Done, _rng);
             _step++;
+            var trace = Trace is { } tr && tr.Records(_step) ? tr : null;
+            trace?.Before(_step, Store, Sgd);
             var mixed = Mixer.Mix(batch.X, batch.Targets);
             if (mixed.Actions != null) foreach (int a in mixed.Actions) e.Histogram[a]++;
 
             Schedule.Apply(Sgd, (int)(_step - 1));
             Store.ZeroGrad();
-            e.LossSum += _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
+            float loss = _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
+            e.LossSum += loss;
             var mixedInputGrad = Model.Backward(_loss.Backward(), inputGrad: gradSim);
             double gradSimReward = gradSim ? GradSim(mixed.Observation!, mixedInputGrad!) : 0;
+            if (Stats is { } stats && stats.Records(_step)) stats.Write(_step, Sgd.LearningRate, loss, Store, Model);
             Sgd.Step();
+            trace?.After(_step, batch, mixed, loss, Sgd, Store, Model, Config);
             e.Done++;
 
             if (Agent != null)

@@ -34,6 +34,12 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
     /// </summary>
     public CancellationToken Stop { get; init; }
 
+    /// <summary>Records the run's first steps for a replay elsewhere (see <see cref="StepTrace"/>).</summary>
+    public StepTrace? Trace { get; init; }
+
+    /// <summary>Write steps.jsonl (see <see cref="StepStats"/>) every this many steps; null writes none.</summary>
+    public int? StepStatsEvery { get; init; }
+
     /// <summary>True when the last Run or Resume ended on <see cref="Stop"/> before the configured epochs.</summary>
     public bool Interrupted { get; private set; }
 
@@ -46,7 +52,8 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
     private IReadOnlyList<EpochMetrics> Execute(bool resume, int? stopAfterEpoch)
     {
         Directory.CreateDirectory(Folder);
-        using var trainer = new Trainer(backend, data, config) { Progress = Progress };
+        using var stats = StepStatsEvery is int every ? new StepStats(Path.Combine(Folder, "steps.jsonl"), every, append: resume) : null;
+        using var trainer = new Trainer(backend, data, config) { Progress = Progress, Trace = Trace, Stats = stats };
         Interrupted = false;
         int done = 0;
         if (resume)
@@ -153,7 +160,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
             ["crop_pad"] = c.Augmentation.Padding, ["flip"] = c.Augmentation.Flip,
             ["reward"] = RewardName(c.Reward), ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = c.ValFromTrain is int v ? $"{v} training images" : "test set",
             ["max_lr"] = c.MaxLr, ["div_factor"] = c.DivFactor, ["final_div_factor"] = c.FinalDivFactor, ["pct_start"] = c.PctStart,
-            ["momentum"] = c.Momentum, ["cycle_momentum"] = c.CycleMomentum, ["weight_decay"] = c.WeightDecay, ["nesterov"] = true,
+            ["momentum"] = c.Momentum, ["cycle_momentum"] = c.CycleMomentum, ["weight_decay"] = c.WeightDecay, ["nesterov"] = true, ["init_weights"] = c.InitWeights,
             ["ppo_n_steps"] = t.Agent?.Config.NSteps, ["ppo_batch_size"] = c.Ppo.BatchSize, ["ppo_n_epochs"] = c.Ppo.NEpochs,
             ["ppo_gamma"] = c.Ppo.Gamma, ["ppo_gae_lambda"] = c.Ppo.GaeLambda, ["ppo_clip_range"] = c.Ppo.ClipRange,
             ["ppo_ent_coef"] = c.Ppo.EntCoef, ["ppo_vf_coef"] = c.Ppo.VfCoef, ["ppo_max_grad_norm"] = c.Ppo.MaxGradNorm,
