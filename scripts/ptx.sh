@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # PTX of the CUDA kernels. Every src/Kernels/<name>.cu has a committed src/Core/Cuda/ptx/<name>.ptx,
-# which the build embeds when it has no clang (src/Core/Ptx.targets).
+# which the build embeds (src/Core/Ptx.targets; it never compiles the kernels itself).
 #
 #   scripts/ptx.sh update   regenerate src/Core/Cuda/ptx/*.ptx from src/Kernels (orphans removed)
 #   scripts/ptx.sh check    fail if a committed .ptx is stale, missing or orphaned (CI)
 #   scripts/ptx.sh ptxas    assemble every committed .ptx for sm_80 and sm_90; print registers,
 #                           shared memory and spills per kernel; fail on any ptxas error
 #
-# clang: $RLMIXUP_CLANG, else clang++-14, else clang++ of version >= 14: the build's search. The
-# flags are read from src/Core/Ptx.targets so that both make the same PTX. The committed PTX comes
-# from clang 14; another major version emits different text, which `check` reports as stale.
+# clang: $RLMIXUP_CLANG, else clang++-14, else clang++ of version >= 14. The flags are read from
+# src/Core/Ptx.targets. The committed PTX comes from clang 14; another major version emits
+# different text, which `check` reports as stale.
 #
 # ptxas: $RLMIXUP_PTXAS, else ptxas on PATH, else the one in Debian's non-free nvidia-cuda-toolkit
 # package (CUDA 11.8). That package is downloaded once, not installed: a private apt configuration

@@ -12,7 +12,8 @@ namespace RlMixup.Tests;
 [NonParallelizable]
 public class CudaDeviceTests
 {
-    // y[i] += a for i < n: one float pointer, one float, one unsigned int (checks argument packing).
+    // y[i] += a for i < n: a hand-written module for the JIT's error path and for a missing kernel
+    // (the software device loads any PTX but runs only the kernels of src/Kernels).
     private const string AddScalarPtx = """
         .version 7.0
         .target sm_52
@@ -122,15 +123,18 @@ public class CudaDeviceTests
     }
 
     [Test]
-    public void KernelLaunchAddsTheScalar()
+    public void KernelLaunchAddsTheScaledVector()
     {
-        using var module = CudaModule.Load(_context, AddScalarPtx, "add_scalar_test");
-        var kernel = module.GetFunction("add_scalar");
+        // axpy of src/Kernels/elementwise.cu: y += alpha·x over n elements (a grid-stride loop).
+        using var module = CudaModule.LoadEmbedded(_context, "elementwise");
+        var kernel = module.GetFunction("axpy");
         const int n = 1000;
+        using var y = new DeviceBuffer<float>(_context, n + 24);
         using var x = new DeviceBuffer<float>(_context, n + 24);
-        x.CopyFrom(Enumerable.Range(0, n + 24).Select(i => (float)i).ToArray(), _stream);
-        kernel.Launch((n + 255) / 256, 256, 0, _stream, new KernelArgs().Add(x).Add(0.5f).Add((uint)n));
-        var result = x.ToArray(_stream);
+        y.CopyFrom(Enumerable.Range(0, n + 24).Select(i => (float)i).ToArray(), _stream);
+        x.CopyFrom(Enumerable.Repeat(2f, n + 24).ToArray(), _stream);
+        kernel.Launch((n + 255) / 256, 256, 0, _stream, new KernelArgs().Add(y).Add(0.25f).Add(x).Add((ulong)n));
+        var result = y.ToArray(_stream);
         Assert.That(result[..n], Is.EqualTo(Enumerable.Range(0, n).Select(i => i + 0.5f).ToArray()));
         Assert.That(result[n..], Is.EqualTo(Enumerable.Range(n, 24).Select(i => (float)i).ToArray()), "threads past n must not write");
         Assert.That(kernel.Attribute(CuFunctionAttribute.CU_FUNC_ATTRIBUTE_NUM_REGS), Is.GreaterThan(0));
@@ -154,23 +158,26 @@ public class CudaDeviceTests
         Assert.That(e.Status, Is.EqualTo("CUDA_ERROR_INVALID_PTX"));
         Assert.That(e.Message, Does.Contain("cuModuleLoadDataEx(broken)").And.Contain("JIT log:").And.Contain("undefined_register"));
         Assert.That(e.Message, Does.Not.Contain("\n"));
+        Assert.That(SoftwareDevice.TakeViolations(), SoftwareDevice.Active ? Has.Length.EqualTo(1) : Is.Empty);
     }
 
     [Test]
     public void GraphReplaysTheCapturedWork()
     {
-        using var module = CudaModule.Load(_context, AddScalarPtx, "add_scalar_test");
-        var kernel = module.GetFunction("add_scalar");
+        using var module = CudaModule.LoadEmbedded(_context, "elementwise");
+        var kernel = module.GetFunction("axpy");
+        using var y = new DeviceBuffer<float>(_context, 64);
         using var x = new DeviceBuffer<float>(_context, 64);
-        x.Clear(_stream);
+        y.Clear(_stream);
+        x.CopyFrom(Enumerable.Repeat(1f, 64).ToArray(), _stream);
         _stream.Synchronize();
         using var graph = CudaGraph.Capture(_context, _stream, () =>
-            kernel.Launch(1, 64, 0, _stream, new KernelArgs().Add(x).Add(1f).Add(64u)));
-        Assert.That(x.ToArray(_stream), Is.All.EqualTo(0f), "capturing does not run the work");
+            kernel.Launch(1, 64, 0, _stream, new KernelArgs().Add(y).Add(1f).Add(x).Add(64UL)));
+        Assert.That(y.ToArray(_stream), Is.All.EqualTo(0f), "capturing does not run the work");
         graph.Launch(_stream);
         graph.Launch(_stream);
         graph.Launch(_stream);
-        Assert.That(x.ToArray(_stream), Is.All.EqualTo(3f));
+        Assert.That(y.ToArray(_stream), Is.All.EqualTo(3f));
     }
 
     [Test]

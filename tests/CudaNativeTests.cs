@@ -412,7 +412,7 @@ public class CudaNativeTests
     private struct Triple { public int A, B, C; }
 
     [Test]
-    public unsafe void KernelArgsPackEachValueAtAnAlignedOffset()
+    public unsafe void KernelArgsPackEachValueAtItsNaturalAlignment()
     {
         var args = new KernelArgs()
             .Add(7)
@@ -434,10 +434,12 @@ public class CudaNativeTests
             Assert.That((t.A, t.B, t.C), Is.EqualTo((1, -2, 3)));
             Assert.That(*(double*)p[4], Is.EqualTo(-1.25));
             Assert.That(*(byte*)p[5], Is.EqualTo((byte)9));
-            for (var i = 0; i < 6; i++) Assert.That((nint)p[i] % KernelArgs.Alignment, Is.EqualTo((nint)p[0] % KernelArgs.Alignment));
             return (nint)p[5] - (nint)p[0];
         });
         Assert.That(seen, Is.EqualTo((nint)48));
+        // Packed as C lays out a struct: each value at its own alignment, no wider.
+        var tight = new KernelArgs().Add(1).Add(2f).Add((short)3).Add(4L).Add(5);
+        Assert.That(Enumerable.Range(0, tight.Count).Select(tight.OffsetOf), Is.EqualTo(new[] { 0, 4, 8, 16, 24 }));
     }
 
     [Test]

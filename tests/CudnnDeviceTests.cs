@@ -72,5 +72,6 @@ public class CudnnDeviceTests
         Assert.That(e.Call, Does.Contain("cudnnSetTensor4dDescriptor"));
         Assert.That(e.Status, Does.StartWith("CUDNN_STATUS_BAD_PARAM"));
         Assert.That(e.Detail, Is.Not.Empty);
+        Assert.That(SoftwareDevice.TakeViolations(), SoftwareDevice.Active ? Has.One.Contains("dimension 0 = -1") : Is.Empty);
     }
 }

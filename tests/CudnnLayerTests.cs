@@ -124,13 +124,23 @@ public class CudnnLayerTests
     [Test]
     public void PickHonoursTheOptionsAndTheTf32Flag()
     {
-        ConvAlgoCandidate[] rows = [Row(0, deterministic: false, math: CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), Row(1)];
+        ConvAlgoCandidate[] rows = [Row(0, deterministic: false, math: CudnnMathType.CUDNN_TENSOR_OP_MATH), Row(1)];
         var relaxed = new ConvAlgoOptions(Deterministic: false);
         Assert.That(ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.Forward, Tf32: true), relaxed).Algo, Is.EqualTo(0));
         Assert.That(ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.Forward, Tf32: false), relaxed).Algo, Is.EqualTo(1));
         Assert.That(ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.Forward, Tf32: true), new ConvAlgoOptions()).Algo, Is.EqualTo(1));
         Assert.That(ConvAlgoSelection.Pick([Row(4, memory: 100)], new ConvKey(Stem, ConvDirection.Forward, false),
             new ConvAlgoOptions(MaxWorkspaceBytes: 100)).Algo, Is.EqualTo(4), "the limit is inclusive");
+    }
+
+    [Test]
+    public void PickNeverTakesARowThatConvertsToFp16()
+    {
+        ConvAlgoCandidate[] rows = [Row(0, math: CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), Row(1, math: CudnnMathType.CUDNN_DEFAULT_MATH)];
+        var pick = ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.Forward, Tf32: true), new ConvAlgoOptions());
+        Assert.That(pick.Algo, Is.EqualTo(1));
+        var e = Assert.Throws<InvalidOperationException>(() => ConvAlgoSelection.Pick(rows[..1], new ConvKey(Stem, ConvDirection.Forward, Tf32: true), new ConvAlgoOptions()))!;
+        Assert.That(e.Message, Does.Contain("converts float32 inputs to fp16"));
     }
 
     [Test]
@@ -149,8 +159,9 @@ public class CudnnLayerTests
     [Test]
     public void MathTypeFollowsTheTf32Flag()
     {
-        Assert.That(ConvAlgoSelection.MathTypeFor(true), Is.EqualTo(CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
-        // DEFAULT_MATH would still allow TF32 on Ampere and later: strict float32 needs FMA_MATH.
+        // PyTorch's choice: DEFAULT_MATH permits TF32 on Ampere and later, FMA_MATH is strict float32;
+        // ALLOW_CONVERSION would also permit fp16 inputs.
+        Assert.That(ConvAlgoSelection.MathTypeFor(true), Is.EqualTo(CudnnMathType.CUDNN_DEFAULT_MATH));
         Assert.That(ConvAlgoSelection.MathTypeFor(false), Is.EqualTo(CudnnMathType.CUDNN_FMA_MATH));
     }
 

@@ -85,22 +85,23 @@ public class GoldenTests
         store.Add("p", new Shape(g["p0"].Data.Length), Init.Constant(0));
         store.Materialize(b, new Rng(0));
 
-        store.Values!.CopyFrom(g["p0"].Data);
+        var param = store["p"];
+        param.Value.CopyFrom(g["p0"].Data);
         var sgd = new Sgd(store, Hp("sgd.lr"), Hp("sgd.momentum"), Hp("sgd.weight_decay"), nesterov: true);
         for (int k = 1; k <= 5; k++)
         {
-            store.Grads!.CopyFrom(g["grad." + k].Data);
+            param.Grad.CopyFrom(g["grad." + k].Data);
             sgd.Step();
-            FiniteDiff.Validate($"sgd step {k}", store.Values.ToArray(), FiniteDiff.ToDouble(g["sgd.step" + k].Data), 1e-6, 1e-5);
+            FiniteDiff.Validate($"sgd step {k}", param.Value.ToArray(), FiniteDiff.ToDouble(g["sgd.step" + k].Data), 1e-6, 1e-5);
         }
 
-        store.Values.CopyFrom(g["p0"].Data);
+        param.Value.CopyFrom(g["p0"].Data);
         var adam = new Adam(store, Hp("adam.lr"), Hp("adam.beta1"), Hp("adam.beta2"), Hp("adam.eps"), Hp("adam.weight_decay"));
         for (int k = 1; k <= 5; k++)
         {
-            store.Grads!.CopyFrom(g["grad." + k].Data);
+            param.Grad.CopyFrom(g["grad." + k].Data);
             adam.Step();
-            FiniteDiff.Validate($"adam step {k}", store.Values.ToArray(), FiniteDiff.ToDouble(g["adam.step" + k].Data), 1e-6, 1e-5);
+            FiniteDiff.Validate($"adam step {k}", param.Value.ToArray(), FiniteDiff.ToDouble(g["adam.step" + k].Data), 1e-6, 1e-5);
         }
     }
 

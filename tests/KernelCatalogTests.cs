@@ -5,9 +5,10 @@ using RlMixup.Core.Cuda;
 namespace RlMixup.Tests;
 
 /// <summary>
-/// KernelCatalog: every kernel of src/Kernels is described, its parameters match the embedded PTX
-/// entry one for one, and the launch geometry keeps to the hardware limits, covers every element of
-/// a grid-stride loop and refuses what the emulation launchers refuse.
+/// KernelCatalog (generated from src/Kernels at build time): the embedded PTX, compiled from the same
+/// sources, has exactly its kernels with its parameter types (a stale committed PTX fails here before
+/// CI's scripts/ptx.sh check), and the launch geometry keeps to the hardware limits, covers every
+/// element of a grid-stride loop and refuses what a kernel cannot run.
 /// </summary>
 public partial class KernelCatalogTests
 {
@@ -37,22 +38,6 @@ public partial class KernelCatalogTests
                 Assert.That(k.Parameters.Select(p => p.Name), Is.Unique, $"{k.Entry}: parameter names");
             }
         });
-    }
-
-    [Test]
-    public void CatalogFollowsTheSourceDeclarations()
-    {
-        // the names the .cu files declare, read as PtxTests reads them
-        var dir = SourceDir();
-        if (dir == null) Assert.Ignore("RlMixup.sln is not above the test directory: cannot find src/Kernels");
-        foreach (var cu in Directory.GetFiles(dir!, "*.cu"))
-        {
-            var module = Path.GetFileNameWithoutExtension(cu);
-            var names = PtxTests.KernelNames(File.ReadAllText(cu));
-            Assert.That(KernelCatalog.All.Where(k => k.Module == module).Select(k => k.Entry), Is.EquivalentTo(names), module);
-        }
-        Assert.That(KernelCatalog.Find("adam_step").Module, Is.EqualTo("optim"));
-        Assert.Throws<ArgumentException>(() => KernelCatalog.Find("no_such_kernel"));
     }
 
     static IEnumerable<long> Sizes() => [1, 2, 31, 32, 33, 255, 256, 257, 1000, 5003, 1 << 20, (1L << 20) + 1, 16_777_217, 3L << 31];

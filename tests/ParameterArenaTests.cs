@@ -92,12 +92,27 @@ public class ParameterArenaTests
         var last = onDevice.Parameters.Last();
         last.Grad.CopyFrom(Enumerable.Repeat(2f, last.Shape.Size).ToArray());
         var grads = onDevice.Grads!.ToArray();
-        Assert.That(grads.AsSpan(last.Offset).ToArray(), Is.All.EqualTo(2f));
+        Assert.That(grads.AsSpan(last.Offset, last.Shape.Size).ToArray(), Is.All.EqualTo(2f));
         Assert.That(grads.AsSpan(0, last.Offset).ToArray(), Is.All.Zero);
+        Assert.That(grads.AsSpan(last.Offset + last.Shape.Size).ToArray(), Is.All.Zero, "the alignment gap after the last tensor");
         float before = last.Value.ToArray()[0];
         new Sgd(onDevice, lr: 0.5f).Step();
         Assert.That(last.Value.ToArray()[0], Is.EqualTo(before - 1f));
         onDevice.ZeroGrad();
         Assert.That(onDevice.Grads!.ToArray(), Is.All.Zero);
+    }
+
+    [Test]
+    public void EveryTensorStartsOn256Bytes()
+    {
+        var store = new ParameterStore();
+        _ = new PreActResNet18(store, width: 3, classes: 7);
+        Assert.That(store.All.Select(t => t.Offset % ParameterStore.AlignmentFloats), Is.All.Zero);
+        Assert.That(store.ParameterCount, Is.EqualTo(store.Parameters.Sum(p => p.Shape.Size)), "the count excludes the gaps");
+        Assert.That(store.ArenaLength, Is.GreaterThan(store.ParameterCount).And.EqualTo(
+            (store.Parameters.Last().Offset + store.Parameters.Last().Shape.Size + 63) / 64 * 64));
+        store.Materialize(new CpuBackend(1), new Rng(1));
+        Assert.That(store.Values!.Length, Is.EqualTo(store.ArenaLength));
+        Assert.That(store.Parameters.SelectMany(p => Enumerable.Range(p.Offset, p.Shape.Size)).Distinct().Count(), Is.EqualTo(store.ParameterCount), "no overlap");
     }
 }

@@ -122,7 +122,7 @@ public class PpoNetworkTests
         var rng = new Random(17);
         // random biases and weights of order 1 instead of the init (zero biases, 0.01 action head), so that
         // a mis-wired bias or a lost half of the shared gradient shows
-        store.Values!.CopyFrom(Data.Uniform(store.ParameterCount, rng, -0.8, 0.8));
+        store.Values!.CopyFrom(Data.Uniform(store.ArenaLength, rng, -0.8, 0.8));
         var p = store.Parameters.ToDictionary(t => t.Name, t => ToDouble(t.Value.ToArray()));
         var xf = Data.Uniform(N * C * H * W, rng, -1, 1);
         var r1f = Data.Uniform(N * D * K, rng);

@@ -164,11 +164,13 @@ public class SelfTestTests
     {
         using var candidate = new FaultyBackend("Conv2dBackwardFilter", relative: 0.1f);
         using var reference = new CpuBackend(2);
-        var report = BackendSelfTest.Run(candidate, reference, tf32: true, seed: 0, Cases("Conv2dBackwardFilter", "Conv2dForward", "PreActResNet18 step"));
+        var report = BackendSelfTest.Run(candidate, reference, tf32: true, seed: 0, Cases("Conv2dBackwardFilter", "Conv2dForward"));
         Assert.That(report.Passed, Is.False);
         Assert.That(report.Rows.Where(r => r.Check.StartsWith("Conv2dBackwardFilter")).Select(r => r.Pass), Is.All.False,
             "an error of 10% of the largest value exceeds even the TF32 tolerances");
         Assert.That(report.Rows.Where(r => r.Check.StartsWith("Conv2dForward")).Select(r => r.Pass), Is.All.True);
+        // The network step is held tightly in float32 (with TF32 its bound is normwise and loose: see NetworkTf32).
+        report = BackendSelfTest.Run(candidate, reference, tf32: false, seed: 0, Cases("PreActResNet18 step"));
         Assert.That(report.Rows.Single(r => r.Check == "PreActResNet18 step: weight gradients").Pass, Is.False);
         Assert.That(report.Rows.Single(r => r.Check == "PreActResNet18 step: loss").Pass, Is.True, "the forward pass is untouched");
     }
@@ -248,45 +250,5 @@ public class SelfTestTests
         Assert.That(BackendSelfTest.Compare([float.NaN], [1f], tol).Worst, Is.EqualTo(double.PositiveInfinity));
         Assert.That(BackendSelfTest.Compare([1f, 2f], [1f], tol).Worst, Is.EqualTo(double.PositiveInfinity), "length mismatch");
         Assert.That(BackendSelfTest.Compare([1.0000001f], [1f], Tolerance.Exact).Worst, Is.EqualTo(double.PositiveInfinity));
-    }
-
-    [Test]
-    public void SelftestWithoutAGpuPrintsOneLineAndExits2()
-    {
-        Assume.That(Backends.TryCreateCuda(true, out var cuda, out _), Is.False, "a CUDA device is present");
-        cuda?.Dispose();
-        var (rc, stdout, stderr) = RunCli("selftest");
-        Assert.That(rc, Is.EqualTo(2));
-        Assert.That(stdout, Is.Empty);
-        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(lines, Has.Length.EqualTo(1));
-        Assert.That(lines[0], Does.Contain("no CUDA device or driver found"));
-    }
-
-    [Test]
-    public void DeviceCudaWithoutAGpuIsOneErrorLineAndAutoFallsBackToTheCpu()
-    {
-        Assume.That(Backends.TryCreateCuda(true, out var cuda, out string reason), Is.False, "a CUDA device is present");
-        cuda?.Dispose();
-        Assert.That(reason, Is.Not.Empty.And.Not.Contains("\n"));
-        var e = Assert.Throws<CliException>(() => Backends.Create("cuda", tf32: true, TextWriter.Null))!;
-        Assert.That(e.Message, Does.StartWith("--device cuda: no CUDA device or driver found"));
-        var log = new StringWriter();
-        using var auto = Backends.Create("auto", tf32: true, log);
-        Assert.That(auto, Is.InstanceOf<CpuBackend>());
-        Assert.That(log.ToString(), Does.StartWith("device: running on the CPU ("));
-        var (rc, _, stderr) = RunCli("train", "--dataset", "synthetic", "--device", "cuda", "--epochs", "1");
-        Assert.That(rc, Is.EqualTo(2));
-        Assert.That(stderr.Trim(), Does.StartWith("error: --device cuda: no CUDA device or driver found").And.Not.Contains("\n"));
-    }
-
-    private static (int Rc, string Stdout, string Stderr) RunCli(params string[] args)
-    {
-        var (out_, err) = (new StringWriter(), new StringWriter());
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        Console.SetOut(out_);
-        Console.SetError(err);
-        try { return (Cli.Run(args), out_.ToString(), err.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 }

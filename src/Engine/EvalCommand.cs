@@ -1,3 +1,4 @@
+using RlMixup.Core;
 using System.CommandLine;
 using System.Globalization;
 using RlMixup.Core.Cpu;
@@ -28,15 +29,20 @@ public static class EvalCommand
         var batch = new Option<int>("--batch") { Description = "images per forward pass", DefaultValueFactory = _ => 100 };
         batch.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--batch must be at least 1"); });
         var json = new Option<string?>("--json") { Description = "also write the results as a JSON object to this file (atomically)" };
-        foreach (var o in new Option[] { checkpoint, dataset, dataDir, maxTest, batch, json }) cmd.Options.Add(o);
-        cmd.SetAction(r => Run(r.GetValue(checkpoint)!, r.GetValue(dataset), r.GetValue(dataDir), r.GetValue(maxTest), r.GetValue(batch),
-            r.GetValue(json), Console.Out));
+        var device = TrainCommands.DeviceOption();
+        var noTf32 = TrainCommands.NoTf32Option();
+        foreach (var o in new Option[] { checkpoint, dataset, dataDir, maxTest, batch, device, noTf32, json }) cmd.Options.Add(o);
+        cmd.SetAction(r =>
+        {
+            using var backend = Backends.Create(r.GetValue(device)!, !r.GetValue(noTf32), Console.Out);
+            return Run(backend, r.GetValue(checkpoint)!, r.GetValue(dataset), r.GetValue(dataDir), r.GetValue(maxTest), r.GetValue(batch),
+                r.GetValue(json), Console.Out);
+        });
         return cmd;
     }
 
-    public static int Run(string checkpointPath, string? datasetName, string? dataRoot, int? maxTest, int batch, string? jsonPath, TextWriter log)
+    public static int Run(IBackend backend, string checkpointPath, string? datasetName, string? dataRoot, int? maxTest, int batch, string? jsonPath, TextWriter log)
     {
-        using var backend = new CpuBackend();
         var run = RunCheckpoint.Open(checkpointPath, backend);
         var data = run.LoadTestData(datasetName, dataRoot, maxTest);
         if (data.Classes != run.Model.Classes)

@@ -35,18 +35,23 @@ public static class VisualizeCommand
         var width = new Option<int>("--width") { Description = "width of the freshly initialised classifier (without --checkpoint)", DefaultValueFactory = _ => 64 };
         width.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--width must be at least 1"); });
         var seed = new Option<ulong>("--seed") { Description = "random seed: initialisation, the choice of images, uniform actions, partners and λ", DefaultValueFactory = _ => 0 };
-        foreach (var o in new Option[] { samples, dataset, dataDir, outOpt, checkpoint, width, seed }) cmd.Options.Add(o);
-        cmd.SetAction(r => Run(r.GetValue(samples), r.GetValue(dataset), r.GetValue(dataDir), r.GetValue(outOpt)!, r.GetValue(checkpoint),
-            r.GetValue(width), r.GetValue(seed), Console.Out));
+        var device = TrainCommands.DeviceOption();
+        var noTf32 = TrainCommands.NoTf32Option();
+        foreach (var o in new Option[] { samples, dataset, dataDir, outOpt, checkpoint, width, seed, device, noTf32 }) cmd.Options.Add(o);
+        cmd.SetAction(r =>
+        {
+            using var backend = Backends.Create(r.GetValue(device)!, !r.GetValue(noTf32), Console.Out);
+            return Run(backend, r.GetValue(samples), r.GetValue(dataset), r.GetValue(dataDir), r.GetValue(outOpt)!, r.GetValue(checkpoint),
+                r.GetValue(width), r.GetValue(seed), Console.Out);
+        });
         return cmd;
     }
 
-    public static int Run(int samples, string? datasetName, string? dataRoot, string outPath, string? checkpointPath, int width, ulong seed, TextWriter log)
+    public static int Run(IBackend backend, int samples, string? datasetName, string? dataRoot, string outPath, string? checkpointPath, int width, ulong seed, TextWriter log)
     {
         if (samples < 1 || samples > MaxSamples) throw new CliException($"--samples must be in 1..{MaxSamples}, got {samples}");
-        using var cpu = new CpuBackend();
         var rng = new Rng(seed);
-        var run = checkpointPath == null ? null : RunCheckpoint.Open(checkpointPath, cpu);
+        var run = checkpointPath == null ? null : RunCheckpoint.Open(checkpointPath, backend);
         var data = RunCheckpoint.LoadTestData(run, datasetName, dataRoot, maxTest: null);
 
         // The classifier.
@@ -62,7 +67,7 @@ public static class VisualizeCommand
         else
         {
             model = new PreActResNet18(new ParameterStore(), width, data.Classes);
-            model.Store.Materialize(cpu, rng);
+            model.Store.Materialize(backend, rng);
             log.WriteLine($"classifier: freshly initialised PreActResNet18 (width {width}, {data.Classes} classes, seed {seed})");
         }
 
@@ -70,7 +75,7 @@ public static class VisualizeCommand
         var config = run?.Config is { } json ? ReadConfig(json, run.ModelPath) : null;
         int patches = config?.Mix.Patches ?? 16, actions = config?.Mix.Actions ?? 10;
         float alpha = (float)(config?.Mix.Alpha ?? 0.5);
-        using var agent = config != null && config.Policy == MixPolicy.Rl ? LoadAgent(run!, config, cpu, log) : null;
+        using var agent = config != null && config.Policy == MixPolicy.Rl ? LoadAgent(run!, config, backend, log) : null;
         int batch = agent?.ActionDims ?? samples;
         if (samples > batch)
             throw new CliException($"--samples {samples}: the run's agent acts on batches of {batch} images; ask for at most {batch}");
@@ -81,14 +86,14 @@ public static class VisualizeCommand
 
         // A batch of test images chosen by the seed, and the saliency pass on it.
         int[] indices = rng.Permutation(data.Test.Count)[..batch];
-        float[] inputGrad = SaliencyPass(cpu, model, data.Test, indices);
+        float[] inputGrad = SaliencyPass(backend, model, data.Test, indices);
         int[] chosen;
         if (agent != null)
         {
-            using var grad = cpu.Allocate(new Shape(batch, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
-            using var maps = cpu.Allocate(new Shape(batch, patches, patches));
+            using var grad = backend.Allocate(new Shape(batch, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
+            using var maps = backend.Allocate(new Shape(batch, patches, patches));
             grad.CopyFrom(inputGrad);
-            cpu.SaliencyMaps(maps, grad);
+            backend.SaliencyMaps(maps, grad);
             chosen = agent.Predict(maps, deterministic: false);
         }
         else chosen = [.. Enumerable.Range(0, batch).Select(_ => rng.NextInt(actions))];

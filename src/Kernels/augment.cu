@@ -48,27 +48,3 @@ extern "C" __global__ void __launch_bounds__(K_MAX_THREADS, 1) gather_augment(fl
         }
     }
 }
-
-// ---- kernel launchers
-
-#ifdef KERNELS_HOST_EMULATION
-// Returns nullptr on success, else why it cannot be launched. grid ≤ 0: k_grid_for over the
-// B·3·H·W + B·K outputs. The checks read the host's copies of indices, aug and labels.
-inline const char* gather_augment_launch(float* x, float* targets, const unsigned char* images, const unsigned char* labels, int N,
-                                         const int* indices, const int* aug, const float* mean, const float* std,
-                                         int B, int H, int W, int K, int block, int grid = 0) {
-    if (N < 1 || B < 1 || H < 1 || W < 1 || K < 1) return "gather_augment: empty shape";
-    for (int i = 0; i < B; i++) {
-        if (indices[i] < 0 || indices[i] >= N) return "gather_augment: an image index is outside 0..N-1";
-        if (aug[i * 3] <= -W || aug[i * 3] >= W || aug[i * 3 + 1] <= -H || aug[i * 3 + 1] >= H)
-            return "gather_augment: a crop shift is not smaller than the image";
-        if (aug[i * 3 + 2] != 0 && aug[i * 3 + 2] != 1) return "gather_augment: flip must be 0 or 1";
-        if (labels[indices[i]] >= K) return "gather_augment: a label is not below K";
-    }
-    if (block < 1 || block > K_MAX_THREADS) return "gather_augment: block size out of range";
-    const size_t n = (size_t)B * 3 * H * W + (size_t)B * K;
-    launch(gather_augment, dim3(grid > 0 ? (unsigned)grid : k_grid_for(n, block)), dim3(block), x, targets, images, labels, indices, aug,
-           mean[0], mean[1], mean[2], std[0], std[1], std[2], B, H, W, K);
-    return nullptr;
-}
-#endif

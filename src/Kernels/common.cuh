@@ -1,10 +1,8 @@
 // common.cuh — the one shared header of src/Kernels. It lets the same .cu sources compile three ways:
 //   (a) clang++ -x cuda --cuda-device-only -nocudainc -nocudalib  → PTX, with no CUDA headers at all
 //   (b) nvcc / NVRTC (__CUDACC__, __CUDACC_RTC__)                   → the real CUDA builtins
-//   (c) a plain host C++20 compiler                                  → host emulation for the tests:
-//       threadIdx/blockIdx are thread-locals, each block's threads run as real std::threads, blocks
-//       run one at a time (so a __shared__ variable can be a plain static), __syncthreads() is a
-//       std::barrier, and launch(kernel, grid, block, args...) stands in for <<<grid, block>>>.
+//   (c) a plain host C++20 compiler                                  → host emulation: the software
+//       device (tests/SoftwareDevice) runs each block's threads as fibers, one block at a time.
 // Kernels only use the .x components of the built-in index variables.
 #pragma once
 
@@ -50,13 +48,14 @@ __device__ inline float k_log2f(float a) { return __log2f(a); }
 #define K_INFF __int_as_float(0x7f800000)
 
 #else
-// ---- (c) host emulation
+// ---- (c) host emulation: the software device (tests/SoftwareDevice) compiles these sources as
+// plain C++ and runs a launch one block at a time, each of the block's threads as a fiber on one OS
+// thread: a __shared__ variable can then be a plain static, __syncthreads() switches to the next
+// fiber until every thread of the block has arrived, and the scheduler sets the built-in index
+// variables before it resumes a thread.
 #define KERNELS_HOST_EMULATION 1
-#include <barrier>
 #include <cmath>
 #include <cstddef>
-#include <thread>
-#include <vector>
 
 #define __global__
 #define __device__
@@ -67,11 +66,8 @@ struct dim3 {
     unsigned x = 1, y = 1, z = 1;
     dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
-inline thread_local dim3 threadIdx, blockIdx;
-inline dim3 blockDim, gridDim;                  // the same for every thread of a launch
-inline std::barrier<>* k_block_barrier = nullptr; // the running block's barrier
-
-inline void __syncthreads() { k_block_barrier->arrive_and_wait(); }
+inline dim3 threadIdx, blockIdx, blockDim, gridDim;  // set by the software device's scheduler
+void __syncthreads();                                // the software device's block barrier
 inline float k_fmaf(float a, float b, float c) { return std::fma(a, b, c); }
 inline float k_sqrtf(float a) { return std::sqrt(a); }
 inline float k_floorf(float a) { return std::floor(a); }
@@ -85,29 +81,6 @@ inline float k_sqrt_rn(float a) { return std::sqrt(a); }
 inline float k_exp2f(float a) { return std::exp2(a); }
 inline float k_log2f(float a) { return std::log2(a); }
 #define K_INFF __builtin_inff()
-
-// Runs kernel<<<grid, block>>>(args...): blockDim.x threads, each walking the blocks in order;
-// the barrier at the end of a block keeps blocks one at a time. grid.y/z and block.y/z must be 1.
-template <typename... P, typename... A>
-void launch(void (*kernel)(P...), dim3 grid, dim3 block, A... args) {
-    blockDim = block;
-    gridDim = grid;
-    std::barrier<> bar((std::ptrdiff_t)block.x);
-    k_block_barrier = &bar;
-    std::vector<std::thread> threads;
-    threads.reserve(block.x);
-    for (unsigned t = 0; t < block.x; t++)
-        threads.emplace_back([&, t] {
-            threadIdx = dim3(t);
-            for (unsigned b = 0; b < grid.x; b++) {
-                blockIdx = dim3(b);
-                kernel(args...);
-                bar.arrive_and_wait();
-            }
-        });
-    for (auto& th : threads) th.join();
-    k_block_barrier = nullptr;
-}
 #endif
 
 // ---- small helpers shared by the kernels
@@ -171,11 +144,3 @@ __device__ inline float k_block_max(float v, float* buf) {
     return r;
 }
 
-#ifdef KERNELS_HOST_EMULATION
-// The launchers' default grid for a grid-stride loop over n items: one item per thread, at most
-// K_MAX_GRID blocks (src/Core/Cuda/KernelCatalog.cs has the same rule).
-inline unsigned k_grid_for(size_t n, int block) {
-    const size_t g = (n + (size_t)block - 1) / (size_t)block;
-    return (unsigned)(g < 1 ? 1 : g > K_MAX_GRID ? K_MAX_GRID : g);
-}
-#endif

@@ -74,28 +74,3 @@ extern "C" __global__ void __launch_bounds__(K_MAX_THREADS, 1) tanh_backward(flo
         dx[i] = k_mul_rn(dy[i], k_sub_rn(1.0f, k_mul_rn(v, v)));
     }
 }
-
-// ---- kernel launchers
-
-#ifdef KERNELS_HOST_EMULATION
-// Each returns nullptr on success, else why it cannot be launched. grid ≤ 0: k_grid_for(n, block).
-inline const char* elementwise_check(size_t n, int block) {
-    if (n < 1) return "elementwise: no elements";
-    if (block < 1 || block > K_MAX_THREADS) return "elementwise: block size out of range";
-    return nullptr;
-}
-#define ELEMENTWISE_LAUNCH(kernel, ...)                                                  \
-    if (const char* e = elementwise_check(n, block)) return e;                           \
-    launch(kernel, dim3(grid > 0 ? (unsigned)grid : k_grid_for(n, block)), dim3(block), __VA_ARGS__); \
-    return nullptr;
-
-inline const char* fill_launch(float* y, float value, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(fill, y, value, n) }
-inline const char* add_launch(float* y, const float* a, const float* b, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(add, y, a, b, n) }
-inline const char* axpy_launch(float* y, float alpha, const float* x, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(axpy, y, alpha, x, n) }
-inline const char* scale_launch(float* y, float alpha, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(scale, y, alpha, n) }
-inline const char* relu_forward_launch(float* y, const float* x, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(relu_forward, y, x, n) }
-inline const char* relu_backward_launch(float* dx, const float* y, const float* dy, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(relu_backward, dx, y, dy, n) }
-inline const char* tanh_forward_launch(float* y, const float* x, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(tanh_forward, y, x, n) }
-inline const char* tanh_backward_launch(float* dx, const float* y, const float* dy, size_t n, int block, int grid = 0) { ELEMENTWISE_LAUNCH(tanh_backward, dx, y, dy, n) }
-#undef ELEMENTWISE_LAUNCH
-#endif

@@ -53,19 +53,3 @@ extern "C" __global__ void __launch_bounds__(K_MAX_THREADS, 1) percentile_masks(
         __syncthreads(); // v is reused by the next image
     }
 }
-
-// ---- kernel launchers
-
-#ifdef KERNELS_HOST_EMULATION
-// Returns nullptr on success, else why it cannot be launched. grid ≤ 0 means one block per image.
-// The percentiles are checked on the host side of the launch, as the CPU twin throws on them.
-inline const char* percentile_masks_launch(float* masks, float* thresholds, const float* maps, const float* q,
-                                           int B, int cells, int block, int grid = 0) {
-    if (B < 1 || cells < 1 || cells > MASK_MAX_CELLS) return "percentile_masks: cells must be in 1..MASK_MAX_CELLS";
-    for (int i = 0; i < B; i++)
-        if (!(q[i] >= 0.0f && q[i] <= 100.0f)) return "percentile_masks: a percentile is outside [0, 100]";
-    if (block < 1 || block > K_MAX_THREADS) return "percentile_masks: block size out of range";
-    launch(percentile_masks, dim3(grid > 0 ? grid : B), dim3(block), masks, thresholds, maps, q, B, cells);
-    return nullptr;
-}
-#endif

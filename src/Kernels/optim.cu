@@ -46,38 +46,3 @@ extern "C" __global__ void __launch_bounds__(K_MAX_THREADS, 1) adam_step(float* 
         param[i] = k_sub_rn(p, k_div_rn(k_mul_rn(step_size, mi), denom));
     }
 }
-
-// ---- kernel launchers
-
-#ifdef KERNELS_HOST_EMULATION
-#include <cmath>
-// Each returns nullptr on success, else why it cannot be launched. grid ≤ 0: k_grid_for(n, block).
-inline const char* sgd_step_launch(float* param, const float* grad, float* momentum_buf, size_t n, float lr, float momentum,
-                                   float weight_decay, bool nesterov, int block, int grid = 0) {
-    if (n < 1) return "sgd_step: no parameters";
-    if (block < 1 || block > K_MAX_THREADS) return "sgd_step: block size out of range";
-    launch(sgd_step, dim3(grid > 0 ? (unsigned)grid : k_grid_for(n, block)), dim3(block), param, grad, momentum_buf, n, lr, momentum,
-           weight_decay, nesterov ? 1 : 0);
-    return nullptr;
-}
-
-// adam_step as the GPU backend launches it: the bias corrections already folded into step_size and
-// bc2_sqrt (KernelCatalog.AdamScalars computes them).
-inline const char* adam_step_scaled_launch(float* param, const float* grad, float* m, float* v, size_t n, float step_size, float bc2_sqrt,
-                                           float beta1, float beta2, float eps, float weight_decay, int block, int grid = 0) {
-    if (n < 1) return "adam_step: no parameters";
-    if (block < 1 || block > K_MAX_THREADS) return "adam_step: block size out of range";
-    launch(adam_step, dim3(grid > 0 ? (unsigned)grid : k_grid_for(n, block)), dim3(block), param, grad, m, v, n, step_size, bc2_sqrt,
-           beta1, beta2, eps, weight_decay);
-    return nullptr;
-}
-
-// The bias corrections are computed here in double from the 1-based step, as CpuBackend.AdamStep does.
-inline const char* adam_step_launch(float* param, const float* grad, float* m, float* v, size_t n, int step, float lr,
-                                    float beta1, float beta2, float eps, float weight_decay, int block, int grid = 0) {
-    if (step < 1) return "adam_step: step is 1-based";
-    const double bc1 = 1.0 - std::pow((double)beta1, (double)step), bc2 = 1.0 - std::pow((double)beta2, (double)step);
-    const float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)std::sqrt(bc2);
-    return adam_step_scaled_launch(param, grad, m, v, n, step_size, bc2_sqrt, beta1, beta2, eps, weight_decay, block, grid);
-}
-#endif

@@ -31,23 +31,3 @@ extern "C" __global__ void __launch_bounds__(K_MAX_THREADS, 1) global_avg_pool_b
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)blockDim.x * gridDim.x)
         dx[i] = k_div_rn(dy[i / HW], count);
 }
-
-// ---- kernel launchers
-
-#ifdef KERNELS_HOST_EMULATION
-// Each returns nullptr on success, else why it cannot be launched. grid ≤ 0: k_grid_for over the
-// planes (forward) or the elements (backward).
-inline const char* global_avg_pool_forward_launch(float* y, const float* x, int rows, int HW, int block, int grid = 0) {
-    if (rows < 1 || HW < 1) return "global_avg_pool_forward: empty shape";
-    if (block < 1 || block > K_MAX_THREADS) return "global_avg_pool_forward: block size out of range";
-    launch(global_avg_pool_forward, dim3(grid > 0 ? (unsigned)grid : k_grid_for((size_t)rows, block)), dim3(block), y, x, rows, HW);
-    return nullptr;
-}
-
-inline const char* global_avg_pool_backward_launch(float* dx, const float* dy, int rows, int HW, int block, int grid = 0) {
-    if (rows < 1 || HW < 1) return "global_avg_pool_backward: empty shape";
-    if (block < 1 || block > K_MAX_THREADS) return "global_avg_pool_backward: block size out of range";
-    launch(global_avg_pool_backward, dim3(grid > 0 ? (unsigned)grid : k_grid_for((size_t)rows * HW, block)), dim3(block), dx, dy, rows, HW);
-    return nullptr;
-}
-#endif

@@ -72,19 +72,3 @@ extern "C" __global__ void __launch_bounds__(K_MAX_THREADS, 1) saliency_maps(flo
         __syncthreads(); // partial[0] and cells are reused by the next image
     }
 }
-
-// ---- kernel launchers
-
-#ifdef KERNELS_HOST_EMULATION
-// Returns nullptr on success, else why the shapes cannot be launched. grid ≤ 0 means one block per
-// image; tests pass other grids to exercise the grid-stride loop.
-inline const char* saliency_maps_launch(float* maps, const float* grad, int B, int C, int H, int W, int p,
-                                        int block, int grid = 0) {
-    if (B < 1 || C < 1 || p < 1 || H % p != 0 || W % p != 0) return "saliency_maps: H and W must split into p×p equal cells";
-    if (p * p > SALIENCY_MAX_CELLS) return "saliency_maps: p² exceeds SALIENCY_MAX_CELLS";
-    if ((H / p) * W > SALIENCY_MAX_BAND) return "saliency_maps: one row of cells exceeds SALIENCY_MAX_BAND";
-    if (block < 1 || block > K_MAX_THREADS) return "saliency_maps: block size out of range";
-    launch(saliency_maps, dim3(grid > 0 ? grid : B), dim3(block), maps, grad, B, C, H, W, p);
-    return nullptr;
-}
-#endif

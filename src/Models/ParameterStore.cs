@@ -35,32 +35,46 @@ public sealed class ParameterStore
 {
     private readonly List<NamedTensor> _all = [];
     private readonly Dictionary<string, NamedTensor> _byName = [];
-    private int _paramCount, _bufferCount;
+    private int _paramCount, _paramArena, _bufferArena;
+
+    /// <summary>
+    /// Every tensor starts at a multiple of this many floats (256 bytes) in its arena: the alignment
+    /// cuMemAlloc gives a whole allocation, which vectorised GPU kernels and cuDNN/cuBLAS may assume
+    /// of each operand. The gaps are zeros with zero gradients and stay zero.
+    /// </summary>
+    public const int AlignmentFloats = 64;
 
     public IReadOnlyList<NamedTensor> All => _all;
     public IEnumerable<NamedTensor> Parameters => _all.Where(t => t.Kind == TensorKind.Parameter);
     public IEnumerable<NamedTensor> Buffers => _all.Where(t => t.Kind == TensorKind.Buffer);
+    /// <summary>The number of trained values (without the alignment gaps).</summary>
     public int ParameterCount => _paramCount;
+    /// <summary>The length of the parameter arena (and of the gradient and optimiser-state arenas that mirror it), gaps included.</summary>
+    public int ArenaLength => Math.Max(1, _paramArena);
     public bool IsMaterialized => Values != null;
 
-    /// <summary>All parameters, flat (P). Null until materialised.</summary>
+    /// <summary>All parameters, flat (<see cref="ArenaLength"/>, alignment gaps included). Null until materialised.</summary>
     public Tensor? Values { get; private set; }
     /// <summary>Gradients, same layout as <see cref="Values"/>.</summary>
     public Tensor? Grads { get; private set; }
-    /// <summary>All buffers, flat.</summary>
+    /// <summary>All buffers, flat (aligned like the parameters).</summary>
     public Tensor? BufferValues { get; private set; }
 
     public NamedTensor Add(string name, Shape shape, Init init, TensorKind kind = TensorKind.Parameter)
     {
         if (IsMaterialized) throw new InvalidOperationException($"cannot add '{name}': the store is already materialised");
         if (_byName.ContainsKey(name)) throw new ArgumentException($"duplicate tensor name '{name}'");
-        int offset = kind == TensorKind.Parameter ? _paramCount : _bufferCount;
+        ref int arena = ref kind == TensorKind.Parameter ? ref _paramArena : ref _bufferArena;
+        int offset = Align(arena);
         var t = new NamedTensor(name, shape, kind, init, offset);
-        if (kind == TensorKind.Parameter) _paramCount += shape.Size; else _bufferCount += shape.Size;
+        arena = Align(offset + shape.Size);
+        if (kind == TensorKind.Parameter) _paramCount += shape.Size;
         _all.Add(t);
         _byName.Add(name, t);
         return t;
     }
+
+    private static int Align(int floats) => checked((floats + AlignmentFloats - 1) / AlignmentFloats * AlignmentFloats);
 
     public NamedTensor this[string name] =>
         _byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"no model tensor named '{name}'");
@@ -71,16 +85,17 @@ public sealed class ParameterStore
     public void Materialize(IBackend backend, Rng rng)
     {
         if (IsMaterialized) throw new InvalidOperationException("the store is already materialised");
-        var hostParams = new float[_paramCount];
-        var hostBuffers = new float[_bufferCount];
+        // An empty arena still gets one (unused) float: a zero-length device allocation does not exist.
+        var hostParams = new float[Math.Max(1, _paramArena)];
+        var hostBuffers = new float[Math.Max(1, _bufferArena)];
         foreach (var t in _all)
         {
             var dst = (t.Kind == TensorKind.Parameter ? hostParams : hostBuffers).AsSpan(t.Offset, t.Shape.Size);
             t.Init.Fill(dst, t.Shape, rng);
         }
-        Values = backend.Allocate(new Shape(_paramCount));
-        Grads = backend.Allocate(new Shape(_paramCount));
-        BufferValues = backend.Allocate(new Shape(_bufferCount));
+        Values = backend.Allocate(new Shape(hostParams.Length));
+        Grads = backend.Allocate(new Shape(hostParams.Length));
+        BufferValues = backend.Allocate(new Shape(hostBuffers.Length));
         Values.CopyFrom(hostParams);
         BufferValues.CopyFrom(hostBuffers);
         foreach (var t in _all)

@@ -32,7 +32,7 @@ public sealed partial class PpoAgent
         void Add(string name, int[] shape, float[] data) => entries.Add((prefix + name, shape, data));
         foreach (var t in Store.All)
             Add(t.Name, t.Shape.Dims.ToArray(), t.Value.ToArray());
-        int p = Store.ParameterCount;
+        int p = Store.ArenaLength;
         Add("optimizer.exp_avg", [p], Optimizer.FirstMoment.ToArray());
         Add("optimizer.exp_avg_sq", [p], Optimizer.SecondMoment.ToArray());
         Add("optimizer.step", [1], [ExactFloat(Optimizer.StepCount)]);
@@ -72,7 +72,7 @@ public sealed partial class PpoAgent
                 throw new InvalidDataException($"{source}: '{prefix + t.Name}' has shape [{string.Join(",", e.Shape)}], this agent's is {t.Shape}");
             t.Value.CopyFrom(e.Data);
         }
-        int p = Store.ParameterCount;
+        int p = Store.ArenaLength;
         Optimizer.FirstMoment.CopyFrom(Get("optimizer.exp_avg", p));
         Optimizer.SecondMoment.CopyFrom(Get("optimizer.exp_avg_sq", p));
         Optimizer.StepCount = ExactInt(Get("optimizer.step", 1)[0], "optimizer.step");

@@ -100,7 +100,7 @@ public sealed partial class CudaBackend
         ulong permDev = Stage(perm);
         try
         {
-            Launch(KernelCatalog.Entry.CutMix, geometry, F(mixed), F(mixedTargets), F(x), F(targets), KernelArg.I32Ptr(new CUdeviceptr(permDev)),
+            Launch(KernelCatalog.Entry.Cutmix, geometry, F(mixed), F(mixedTargets), F(x), F(targets), KernelArg.I32Ptr(new CUdeviceptr(permDev)),
                 box.Y0, box.X0, box.Y1, box.X1, s.N, s.C, s.H, s.W, k);
         }
         finally { _memory.Free(permDev); }

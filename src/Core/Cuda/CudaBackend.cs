@@ -61,6 +61,10 @@ public sealed partial class CudaBackend : IBackend
     public CudaBackend(bool tf32 = true, int device = 0)
     {
         var dev = CudaDevice.Get(device);
+        if (dev.ComputeCapability.CompareTo(PtxModules.Target) < 0)
+            throw new NotSupportedException(
+                $"{dev.Name} has compute capability {dev.ComputeCapability}; the engine's CUDA kernels are built for {PtxModules.Target} " +
+                $"(sm_{PtxModules.Target.Major}{PtxModules.Target.Minor}: A100, H100 and later) and cannot run on it");
         _context = CudaContext.RetainPrimary(dev);
         var owned = new List<IDisposable> { _context };
         try
@@ -111,8 +115,10 @@ public sealed partial class CudaBackend : IBackend
         var (free, total) = _context.MemoryInfo();
         long cudnn = CudnnHandle.LibraryVersion;
         int blas = _blas.Version;
+        string? software = NativeLibraries.SoftwareDevice;
         return
         [
+            .. software == null ? Array.Empty<string>() : [$"SOFTWARE DEVICE (CPU simulation, not a GPU): {software}; its timings and numerics say nothing about a GPU"],
             $"device       {Device.Name}: compute capability {Device.ComputeCapability}, {Device.SmCount} SMs, {total / (1L << 20)} MiB ({free / (1L << 20)} MiB free)",
             $"driver       CUDA {CudaDevice.FormatVersion(CudaDevice.DriverVersion)} ({NativeLibraries.LoadedPath(NativeLibraries.Driver) ?? "?"})",
             $"cublas       {blas / 10000}.{blas / 100 % 100}.{blas % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cublas) ?? "?"})",
@@ -215,13 +221,27 @@ public sealed partial class CudaBackend : IBackend
         DeviceMemory.CopyToDevice(Ptr(dst), src, _stream);
     }
 
+    /// <summary>
+    /// Device → host through a page-locked staging buffer: the copy is truly asynchronous (and runs
+    /// at full PCIe speed, where pageable memory goes through the driver's own bounce buffer), so the
+    /// stream is synchronised before the staged floats are read.
+    /// </summary>
     public void Download(Tensor src, Span<float> dst)
     {
         Enter();
         if (dst.Length != src.Length) throw new ShapeMismatchException($"download of a tensor of shape {src.Shape} into {dst.Length} floats");
-        DeviceMemory.CopyToHost(dst, Ptr(src), _stream);
+        if (dst.IsEmpty) return;
+        if (_staging == null || _staging.Length < dst.Length)
+        {
+            _staging?.Dispose();
+            _staging = new PinnedHostBuffer<float>(_context, Math.Max(dst.Length, 1L << 16));
+        }
+        DeviceMemory.CopyToHostAsync(_staging, 0, dst.Length, Ptr(src), _stream);
         _stream.Synchronize();
+        _staging.Span[..dst.Length].CopyTo(dst);
     }
+
+    private PinnedHostBuffer<float>? _staging;
 
     public void Synchronize()
     {
@@ -449,6 +469,7 @@ public sealed partial class CudaBackend : IBackend
         CudaContext.BindQuietly(_context.Handle);
         _memory.ReleaseAll();
         foreach (var m in _modules.Values) m.Dispose();
+        _staging?.Dispose();
         _stream.Dispose();
         _context.Dispose();
     }

@@ -82,17 +82,19 @@ public readonly record struct ConvAlgoCandidate(
 public static class ConvAlgoSelection
 {
     /// <summary>
-    /// The math type requested on the convolution descriptor: TF32 tensor cores when allowed,
-    /// otherwise FMA kernels only. (CUDNN_DEFAULT_MATH is not enough to turn TF32 off: on Ampere
-    /// and later it permits TF32 for float convolutions.)
+    /// The math type requested on the convolution descriptor, PyTorch's choice: with TF32 allowed,
+    /// CUDNN_DEFAULT_MATH (on Ampere and later it permits TF32 tensor cores for float convolutions);
+    /// without, CUDNN_FMA_MATH (plain float32 FMA kernels). Never ALLOW_CONVERSION: it also lets
+    /// cuDNN convert float32 inputs to fp16, 3 decimal digits instead of TF32's.
     /// </summary>
     public static CudnnMathType MathTypeFor(bool tf32) =>
-        tf32 ? CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CudnnMathType.CUDNN_FMA_MATH;
+        tf32 ? CudnnMathType.CUDNN_DEFAULT_MATH : CudnnMathType.CUDNN_FMA_MATH;
 
     /// <summary>
     /// The first acceptable row of cuDNN's list (which comes best first): status SUCCESS, workspace
-    /// within the limit, deterministic when required, and, when TF32 is off, FMA math only (the
-    /// row's math type is set on the descriptor afterwards, and DEFAULT_MATH would permit TF32).
+    /// within the limit, deterministic when required, never ALLOW_CONVERSION math (fp16 inputs), and,
+    /// when TF32 is off, FMA math only (the row's math type is set on the descriptor afterwards, and
+    /// DEFAULT_MATH would permit TF32).
     /// </summary>
     /// <exception cref="InvalidOperationException">No row qualifies; the message lists every row and why it was refused.</exception>
     public static ConvAlgoCandidate Pick(ReadOnlySpan<ConvAlgoCandidate> rows, ConvKey key, ConvAlgoOptions options)
@@ -104,6 +106,7 @@ public static class ConvAlgoSelection
                 r.Status != CudnnStatus.CUDNN_STATUS_SUCCESS ? CudnnErrors.StatusName(r.Status)
                 : r.WorkspaceBytes > options.MaxWorkspaceBytes ? $"needs {r.WorkspaceBytes} B of workspace"
                 : options.Deterministic && r.Determinism != CudnnDeterminism.CUDNN_DETERMINISTIC ? "not deterministic"
+                : r.MathType == CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ? $"{r.MathType} (converts float32 inputs to fp16)"
                 : !key.Tf32 && r.MathType != CudnnMathType.CUDNN_FMA_MATH ? $"{r.MathType} (may use TF32)"
                 : null;
             if (why == null) return r;

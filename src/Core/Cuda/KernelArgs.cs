@@ -5,8 +5,11 @@ namespace RlMixup.Core.Cuda;
 
 /// <summary>
 /// The arguments of one kernel launch, packed for cuLaunchKernel's <c>void** kernelParams</c>:
-/// each value is copied into one byte buffer at an 8-byte-aligned offset, and at launch the buffer
-/// is pinned and an array of pointers to each value is built on the stack. The driver copies the
+/// each value is copied into one byte buffer at the next offset aligned to its own size (as C lays
+/// out a struct, and as the PTX parameter space does), and at launch the buffer is pinned and an
+/// array of pointers to each value is built on the stack. Packed tightly, a value added with the
+/// wrong C type (an int where the kernel takes a size_t) makes the driver's read of the parameter
+/// run into the next value's bytes, which the software device reports. The driver copies the
 /// values during the call (graph capture included), so nothing needs to outlive the launch.
 /// Arguments must be added in the order of the kernel's parameters with the exact C types
 /// (int vs long, float vs double): the driver reads each parameter's size from the kernel, not
@@ -14,8 +17,8 @@ namespace RlMixup.Core.Cuda;
 /// </summary>
 public sealed class KernelArgs
 {
-    /// <summary>Every value starts at a multiple of this (the largest scalar alignment of a kernel parameter).</summary>
-    internal const int Alignment = 8;
+    /// <summary>The largest alignment a value gets (that of a pointer or a size_t).</summary>
+    internal const int MaxAlignment = 8;
 
     private byte[] _data = new byte[64];
     private int[] _offsets = new int[8];
@@ -28,7 +31,8 @@ public sealed class KernelArgs
     public KernelArgs Add<T>(T value) where T : unmanaged
     {
         var size = Unsafe.SizeOf<T>();
-        var offset = (_used + Alignment - 1) & ~(Alignment - 1);
+        var align = Math.Min(MaxAlignment, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size));
+        var offset = (_used + align - 1) & ~(align - 1);
         if (offset + size > _data.Length) Array.Resize(ref _data, Math.Max(_data.Length * 2, offset + size));
         if (Count == _offsets.Length) Array.Resize(ref _offsets, _offsets.Length * 2);
         Unsafe.WriteUnaligned(ref _data[offset], value);

@@ -36,84 +36,25 @@ public readonly record struct LaunchGeometry(int GridX, int BlockX, int DynamicS
 /// <summary>
 /// Every CUDA kernel of src/Kernels, and the launch geometry the GPU backend uses for it.
 ///
-/// <see cref="Entry"/> describes each kernel (module, entry point, parameters in order); the PTX tests
-/// check those against the embedded PTX. The static functions below, one per kernel, turn shapes into
-/// a <see cref="LaunchGeometry"/> with the rules of the host-emulation launchers (the
-/// "// ---- kernel launchers" section of each .cu): the same preconditions, rejected with an
-/// <see cref="ArgumentException"/> that names the kernel, and the same default grid. No kernel uses
-/// dynamic shared memory (their buffers are static, sized by <see cref="MaxThreads"/>).
+/// <see cref="Entry"/> describes each kernel (module, entry point, parameters in order). It is
+/// generated at build time from the kernels' declarations in src/Kernels/*.cu (src/Generators), as
+/// are the sources' limits (<see cref="SourceConstants"/>): a signature is written once, in its .cu.
+/// The static functions below, one per kernel, are the launch rules: they turn shapes into a
+/// <see cref="LaunchGeometry"/>, rejecting what a kernel cannot run with an
+/// <see cref="ArgumentException"/> that names it. No kernel uses dynamic shared memory (their
+/// buffers are static, sized by <see cref="MaxThreads"/>).
 /// Data-dependent preconditions (permutations, indices, percentiles) are the caller's to check on
-/// the host, as the launchers do.
+/// the host (<see cref="OpChecks"/>).
 /// </summary>
-public static class KernelCatalog
+public static partial class KernelCatalog
 {
     /// <summary>K_MAX_THREADS: the largest block any kernel supports (its __launch_bounds__).</summary>
-    public const int MaxThreads = 1024;
+    public const int MaxThreads = SourceConstants.K_MAX_THREADS;
     /// <summary>K_MAX_GRID: the most blocks a grid-stride launch asks for; the loop covers the rest.</summary>
-    public const int MaxGrid = 65535;
+    public const int MaxGrid = SourceConstants.K_MAX_GRID;
     /// <summary>The block size the GPU backend uses unless it has a reason for another.</summary>
     public const int DefaultBlock = 256;
 
-    /// <summary>The kernel descriptors, one field per kernel, named after the op.</summary>
-    public static class Entry
-    {
-        static KernelParam F(string n) => new(n, KernelParamKind.F32Ptr);
-        static KernelParam I(string n) => new(n, KernelParamKind.I32Ptr);
-        static KernelParam U8(string n) => new(n, KernelParamKind.U8Ptr);
-        static KernelParam Float(string n) => new(n, KernelParamKind.F32);
-        static KernelParam Int(string n) => new(n, KernelParamKind.I32);
-        static KernelParam Size(string n) => new(n, KernelParamKind.U64);
-        static KernelInfo K(string module, string entry, params KernelParam[] ps) => new(module, entry, ps);
-
-        // saliency.cu, mask.cu, mix.cu
-        public static readonly KernelInfo SaliencyMaps = K("saliency", "saliency_maps", F("maps"), F("grad"), Int("B"), Int("C"), Int("H"), Int("W"), Int("p"));
-        public static readonly KernelInfo PercentileMasks = K("mask", "percentile_masks", F("masks"), F("thresholds"), F("maps"), F("q"), Int("B"), Int("cells"));
-        public static readonly KernelInfo MaskMix = K("mix", "mask_mix", F("mixed"), F("mixed_targets"), F("fractions"), F("x"), F("targets"), F("masks"),
-            I("perm"), F("lambda1"), Int("n_lambda"), Int("B"), Int("C"), Int("H"), Int("W"), Int("p"), Int("K"));
-        public static readonly KernelInfo InputMixup = K("mix", "input_mixup", F("mixed"), F("mixed_targets"), F("x"), F("targets"), I("perm"),
-            Float("lambda"), Int("B"), Int("D"), Int("K"));
-        public static readonly KernelInfo CutMix = K("mix", "cutmix", F("mixed"), F("mixed_targets"), F("x"), F("targets"), I("perm"),
-            Int("y0"), Int("x0"), Int("y1"), Int("x1"), Int("B"), Int("C"), Int("H"), Int("W"), Int("K"));
-
-        // elementwise.cu
-        public static readonly KernelInfo Fill = K("elementwise", "fill", F("y"), Float("value"), Size("n"));
-        public static readonly KernelInfo Add = K("elementwise", "add", F("y"), F("a"), F("b"), Size("n"));
-        public static readonly KernelInfo Axpy = K("elementwise", "axpy", F("y"), Float("alpha"), F("x"), Size("n"));
-        public static readonly KernelInfo Scale = K("elementwise", "scale", F("y"), Float("alpha"), Size("n"));
-        public static readonly KernelInfo ReluForward = K("elementwise", "relu_forward", F("y"), F("x"), Size("n"));
-        public static readonly KernelInfo ReluBackward = K("elementwise", "relu_backward", F("dx"), F("y"), F("dy"), Size("n"));
-        public static readonly KernelInfo TanhForward = K("elementwise", "tanh_forward", F("y"), F("x"), Size("n"));
-        public static readonly KernelInfo TanhBackward = K("elementwise", "tanh_backward", F("dx"), F("y"), F("dy"), Size("n"));
-
-        // bias.cu, pool.cu
-        public static readonly KernelInfo AddChannelBias = K("bias", "add_channel_bias", F("y"), F("bias"), Int("N"), Int("C"), Int("HW"));
-        public static readonly KernelInfo ChannelBiasBackward = K("bias", "channel_bias_backward", F("dbias"), F("dy"), Int("N"), Int("C"), Int("HW"));
-        public static readonly KernelInfo AddRowBias = K("bias", "add_row_bias", F("y"), F("b"), Int("N"), Int("out"));
-        public static readonly KernelInfo RowBiasBackward = K("bias", "row_bias_backward", F("db"), F("dy"), Int("N"), Int("out"));
-        public static readonly KernelInfo GlobalAvgPoolForward = K("pool", "global_avg_pool_forward", F("y"), F("x"), Int("rows"), Int("HW"));
-        public static readonly KernelInfo GlobalAvgPoolBackward = K("pool", "global_avg_pool_backward", F("dx"), F("dy"), Int("rows"), Int("HW"));
-
-        // loss.cu
-        public static readonly KernelInfo LogSoftmaxForward = K("loss", "log_softmax_forward", F("logp"), F("z"), Int("rows"), Int("K"));
-        public static readonly KernelInfo LogSoftmaxBackward = K("loss", "log_softmax_backward", F("dz"), F("logp"), F("dlogp"), Int("rows"), Int("K"));
-        public static readonly KernelInfo SoftCrossEntropyForward = K("loss", "soft_cross_entropy_forward", F("losses"), F("logp"), F("targets"), Int("rows"), Int("K"));
-        public static readonly KernelInfo SoftCrossEntropyBackward = K("loss", "soft_cross_entropy_backward", F("dz"), F("logp"), F("targets"),
-            Int("rows"), Int("K"), Float("scale"));
-        public static readonly KernelInfo ArgmaxRows = K("loss", "argmax_rows", I("pred"), F("z"), Int("rows"), Int("K"));
-        public static readonly KernelInfo CountCorrect = K("loss", "count_correct", I("count"), I("pred"), U8("labels"), Int("n"));
-
-        // optim.cu, augment.cu
-        public static readonly KernelInfo SgdStep = K("optim", "sgd_step", F("param"), F("grad"), F("momentum_buf"), Size("n"), Float("lr"), Float("momentum"),
-            Float("weight_decay"), Int("nesterov"));
-        public static readonly KernelInfo AdamStep = K("optim", "adam_step", F("param"), F("grad"), F("m"), F("v"), Size("n"), Float("step_size"),
-            Float("bc2_sqrt"), Float("beta1"), Float("beta2"), Float("eps"), Float("weight_decay"));
-        public static readonly KernelInfo GatherAugment = K("augment", "gather_augment", F("x"), F("targets"), U8("images"), U8("labels"), I("indices"),
-            I("aug"), Float("mean0"), Float("mean1"), Float("mean2"), Float("std0"), Float("std1"), Float("std2"), Int("B"), Int("H"), Int("W"), Int("K"));
-    }
-
-    /// <summary>Every kernel, in the order of <see cref="Entry"/>.</summary>
-    public static IReadOnlyList<KernelInfo> All { get; } = typeof(Entry).GetFields()
-        .Where(f => f.FieldType == typeof(KernelInfo)).Select(f => (KernelInfo)f.GetValue(null)!).ToArray();
 
     /// <summary>The kernel with entry point <paramref name="entry"/>.</summary>
     /// <exception cref="ArgumentException">No kernel has that entry point.</exception>
@@ -149,7 +90,8 @@ public static class KernelCatalog
     // ---- saliency.cu, mask.cu, mix.cu: one block per image
 
     /// <summary>SALIENCY_MAX_CELLS, SALIENCY_MAX_BAND and MASK_MAX_CELLS of the sources.</summary>
-    public const int SaliencyMaxCells = 1024, SaliencyMaxBand = 4096, MaskMaxCells = 1024;
+    public const int SaliencyMaxCells = SourceConstants.SALIENCY_MAX_CELLS, SaliencyMaxBand = SourceConstants.SALIENCY_MAX_BAND,
+        MaskMaxCells = SourceConstants.MASK_MAX_CELLS;
 
     public static LaunchGeometry SaliencyMaps(int b, int c, int h, int w, int p, int block = DefaultBlock)
     {

@@ -4,8 +4,8 @@ namespace RlMixup.Core.Cuda;
 
 /// <summary>
 /// The PTX of the CUDA kernels, one module per <c>src/Kernels/&lt;name&gt;.cu</c>, embedded in this
-/// assembly as the resource <c>ptx/&lt;name&gt;.ptx</c> (see <c>src/Core/Ptx.targets</c>: compiled by
-/// clang when the build machine has it, otherwise the committed copy from <c>src/Core/Cuda/ptx/</c>).
+/// assembly as the resource <c>ptx/&lt;name&gt;.ptx</c>: the committed copy from <c>src/Core/Cuda/ptx/</c>,
+/// the PTX CI assembles with ptxas (see <c>src/Core/Ptx.targets</c>).
 /// The text is what <c>cuModuleLoadData</c> takes; the driver JIT-compiles it for the GPU at hand.
 /// </summary>
 public static class PtxModules
@@ -14,6 +14,12 @@ public static class PtxModules
     private const string Suffix = ".ptx";
 
     private static readonly Assembly Owner = typeof(PtxModules).Assembly;
+
+    /// <summary>
+    /// The architecture the PTX is generated for (<c>.target sm_80</c>, clang's --cuda-gpu-arch): the
+    /// driver can JIT it for this compute capability and later ones, not for older GPUs.
+    /// </summary>
+    public static ComputeCapability Target { get; } = new(8, 0);
 
     /// <summary>The embedded module names (the .cu file names without extension), sorted ordinally.</summary>
     public static IReadOnlyList<string> Names { get; } = Owner.GetManifestResourceNames()

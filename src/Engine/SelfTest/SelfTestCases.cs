@@ -26,8 +26,17 @@ public static class SelfTestCases
     public static readonly Tolerance DenseTf32 = new(5e-3, 5e-3);
     /// <summary>A whole network step (18 layers of errors compounding), full float32.</summary>
     public static readonly Tolerance NetworkFp32 = new(2e-4, 2e-3);
-    /// <summary>A whole network step with TF32.</summary>
-    public static readonly Tolerance NetworkTf32 = new(3e-2, 3e-2);
+    /// <summary>
+    /// A whole network step with TF32, normwise over each group (see <see cref="Tolerance"/>). TF32
+    /// rounding of every GEMM and convolution input, through 18 layers at width 8 and batch 8, moves
+    /// single gradient elements by tens of percent: the software device, which rounds both inputs of
+    /// every product to TF32 as tensor cores do, measured up to 6× an elementwise 3e-2 bound, 8% on
+    /// the input gradient and up to 22% on a single convolution's weight gradient (a convolution
+    /// feeding batch norm, whose gradient cancels to little); and the saliency maps' 3% move mask
+    /// cells across thresholds, 10–16% of the mixed images. A defect gives errors of order 100%.
+    /// The float32 run holds every row tightly.
+    /// </summary>
+    public static readonly Tolerance NetworkTf32 = new(0, 2.5e-1, Normwise: true);
 
     public static IReadOnlyList<SelfTestCase> All() =>
     [
@@ -140,6 +149,9 @@ public static class SelfTestCases
         .. Conv(2, 6, 10, 10, 5, 3, new Conv2dSpec(2, 1)),
         .. Conv(2, 6, 10, 10, 9, 1, new Conv2dSpec(2, 0)),
         .. Conv(4, 32, 16, 16, 32, 3, new Conv2dSpec(1, 1)),
+        // Gradient-sized operands (1e-6): TF32 keeps float32's exponent range; fp16 (cuDNN's
+        // ALLOW_CONVERSION math) would hold them as subnormals with a few bits, or flush them.
+        .. Conv(4, 32, 16, 16, 32, 3, new Conv2dSpec(1, 1), small: 1e-6f),
         .. Conv(2, 3, 7, 5, 4, 5, new Conv2dSpec(1, 2, 2, 0)),
         new("AddChannelBias", "(3,7,5,9)", Elementwise, c => { var y = c.R(new Shape(3, 7, 5, 9)); c.B.AddChannelBias(y, c.R(new Shape(7))); c.Record("y", y); }),
         new("ChannelBiasBackward", "(3,7,5,9)", Reduction, c => { var db = c.R(new Shape(7)); c.B.ChannelBiasBackward(db, c.R(new Shape(3, 7, 5, 9))); c.Record("db", db); }),
@@ -352,15 +364,17 @@ public static class SelfTestCases
 
     private static SelfTestCase Dense(string op, string shape, Action<SelfTestContext> run) => new(op, shape, DenseFp32, DenseTf32, run);
 
-    private static IEnumerable<SelfTestCase> Conv(int n, int ch, int h, int w, int o, int k, Conv2dSpec spec)
+    /// <summary>The three convolution calls; <paramref name="small"/> scales the weights (forward) and dy (backward).</summary>
+    private static IEnumerable<SelfTestCase> Conv(int n, int ch, int h, int w, int o, int k, Conv2dSpec spec, float small = 1f)
     {
-        string shape = $"x ({n},{ch},{h},{w}), w ({o},{ch},{k},{k}), stride {spec.StrideH}×{spec.StrideW}, pad {spec.PadH}×{spec.PadW}";
+        string shape = $"x ({n},{ch},{h},{w}), w ({o},{ch},{k},{k}), stride {spec.StrideH}×{spec.StrideW}, pad {spec.PadH}×{spec.PadW}" +
+            (small == 1f ? "" : $", w and dy ×{small:0E0}");
         var xs = new Shape(n, ch, h, w);
         var ws = new Shape(o, ch, k, k);
         var ys = spec.OutputShape(xs, ws);
-        yield return Dense("Conv2dForward", shape, c => { var y = c.R(ys); c.B.Conv2dForward(y, c.R(xs), c.R(ws), spec); c.Record("y", y); });
-        yield return Dense("Conv2dBackwardData", shape, c => { var dx = c.R(xs); c.B.Conv2dBackwardData(dx, c.R(ys), c.R(ws), spec); c.Record("dx", dx); });
-        yield return Dense("Conv2dBackwardFilter", shape, c => { var dw = c.R(ws); c.B.Conv2dBackwardFilter(dw, c.R(xs), c.R(ys), spec); c.Record("dw", dw); });
+        yield return Dense("Conv2dForward", shape, c => { var y = c.R(ys); c.B.Conv2dForward(y, c.R(xs), c.R(ws, small), spec); c.Record("y", y); });
+        yield return Dense("Conv2dBackwardData", shape, c => { var dx = c.R(xs); c.B.Conv2dBackwardData(dx, c.R(ys, small), c.R(ws), spec); c.Record("dx", dx); });
+        yield return Dense("Conv2dBackwardFilter", shape, c => { var dw = c.R(ws, small); c.B.Conv2dBackwardFilter(dw, c.R(xs), c.R(ys, small), spec); c.Record("dw", dw); });
     }
 
     /// <summary>Values in [0.05, 1]·scale: variances, Adam's second moment.</summary>

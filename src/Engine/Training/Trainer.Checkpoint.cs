@@ -44,7 +44,7 @@ public sealed partial class Trainer
             ("trainer.step", [4], ExactFloats.FromLong(_step)),
             ("trainer.rng", [4, 4], ExactFloats.ToLimbs(_rng.GetState())),
             ("reward.previous", [4], ExactFloats.FromDouble(_reward.Previous)),
-            ("sgd.momentum", [Store.ParameterCount], Sgd.MomentumBuffer.ToArray()),
+            ("sgd.momentum", [Store.ArenaLength], Sgd.MomentumBuffer.ToArray()),
         };
         if (_epoch is { } e)
         {
@@ -139,7 +139,7 @@ public sealed partial class Trainer
                 throw new InvalidDataException($"{path}: '{name}' has shape [{string.Join(",", e.Shape)}], the model's is {t.Shape}");
             t.Value.CopyFrom(e.Data);
         }
-        Sgd.MomentumBuffer.CopyFrom(Get(file, "sgd.momentum", Store.ParameterCount, path));
+        Sgd.MomentumBuffer.CopyFrom(Get(file, "sgd.momentum", Store.ArenaLength, path));
         _rng.SetState(ExactFloats.FromLimbs(Get(file, "trainer.rng", 16, path), "trainer.rng"));
         _reward.Previous = ExactFloats.ToDouble(Get(file, "reward.previous", 4, path), "reward.previous");
         Agent?.LoadCheckpoint(file, "agent/", path);

@@ -118,7 +118,7 @@ public enum CudnnMathType
     /// <summary>On Ampere and later this permits TF32 for float convolutions.</summary>
     CUDNN_DEFAULT_MATH = 0,
     CUDNN_TENSOR_OP_MATH = 1,
-    /// <summary>Tensor cores with down-conversion: TF32 for float inputs.</summary>
+    /// <summary>Tensor cores with down-conversion: also converts float32 inputs to fp16 (never used: see ConvAlgoSelection).</summary>
     CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION = 2,
     /// <summary>FMA kernels only: strict float32, no tensor cores.</summary>
     CUDNN_FMA_MATH = 3,

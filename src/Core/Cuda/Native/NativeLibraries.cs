@@ -234,6 +234,24 @@ public static class NativeLibraries
         lock (Gate) return LoadedLibraries.TryGetValue(logicalName, out var l) ? l.Path : null;
     }
 
+    /// <summary>
+    /// When the loaded CUDA driver is the project's software device (tests/SoftwareDevice: the driver
+    /// API, cuBLAS and cuDNN simulated on the CPU), its description; null for a real driver or none.
+    /// The software device exports <c>rlmixupSoftwareDevice</c>, which no NVIDIA library does.
+    /// </summary>
+    public static string? SoftwareDevice
+    {
+        get
+        {
+            lock (Gate)
+            {
+                if (!LoadedLibraries.TryGetValue(Driver, out var l) || !NativeLibrary.TryGetExport(l.Handle, "rlmixupSoftwareDevice", out var f))
+                    return null;
+                unsafe { return Marshal.PtrToStringUTF8((nint)((delegate* unmanaged<byte*>)f)()); }
+            }
+        }
+    }
+
     private static bool TryLoad(LibrarySpec spec, out Loaded loaded, out CudaLibraryNotFoundException? error)
     {
         lock (Gate)
