@@ -60,7 +60,7 @@ def command(side, policy, lr, seed, folder, a):
 def run(job, a):
     side, policy, lr, seed = job
     folder = os.path.join(a.out, f"{side}-{policy}-lr{lr}-s{seed}")
-    if len(read_metrics(folder)) >= a.epochs:
+    if len(read_metrics(folder)) >= a.epochs or diverged(folder):
         return job, "skipped"
     if os.path.exists(folder) and side == "engine":
         subprocess.run(["rm", "-rf", folder], check=True)
@@ -70,17 +70,32 @@ def run(job, a):
     return job, f"exit {rc}"
 
 
+def diverged(folder):
+    log = os.path.join(folder, "log.txt")
+    return os.path.exists(log) and "training diverged" in open(log, errors="replace").read()
+
+
 def summarise(a, jobs):
     rows = {}
     for side, policy, lr, seed in jobs:
-        m = read_metrics(os.path.join(a.out, f"{side}-{policy}-lr{lr}-s{seed}"))
+        folder = os.path.join(a.out, f"{side}-{policy}-lr{lr}-s{seed}")
+        m = read_metrics(folder)
+        if diverged(folder):
+            rows.setdefault((side, policy, lr), []).append({"seed": seed, "diverged": True, "collapsed": True,
+                                                            "epochs": len(m)})
+            continue
         if len(m) < a.epochs:
             continue
         classes = 10
+        # A NaN loss (a trainer that does not stop on one) is a divergence too.
+        nonfinite = any(not math.isfinite(e["train_loss"]) for e in m)
+        if nonfinite:
+            rows.setdefault((side, policy, lr), []).append({"seed": seed, "diverged": True, "collapsed": True, "epochs": len(m)})
+            continue
         collapsed = any(e["train_loss"] > math.log(classes) for e in m[1:])
         r = rows.setdefault((side, policy, lr), [])
         r.append({"seed": seed, "final": 100 * m[-1]["test_top1"], "best": 100 * max(e["test_top1"] for e in m),
-                  "loss": m[-1]["train_loss"], "collapsed": collapsed,
+                  "loss": m[-1]["train_loss"], "collapsed": collapsed, "diverged": False,
                   "peak_loss": max(e["train_loss"] for e in m[1:])})
     return rows
 
@@ -118,15 +133,17 @@ def main():
             for job, status in pool.map(lambda j: run(j, a), jobs):
                 print(f"{job[0]:>6} {job[1]:<12} lr {job[2]:<5} seed {job[3]:<3} {status}", flush=True)
     rows = summarise(a, jobs)
-    lines = [f"Width {a.width}, {a.epochs} epochs, CIFAR-10 at {a.data}; final and best test top-1 in %, mean ± std over seeds; "
-             "collapsed: an epoch after the first with mean training loss above ln 10.", "",
-             "| side | policy | lr max | seeds | final top-1 | best top-1 | final train loss | collapsed | per seed (final) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"Width {a.width}, {a.epochs} epochs, CIFAR-10 at {a.data}; final and best test top-1 in %, mean ± std over the seeds "
+             "that finished; collapsed: an epoch after the first with mean training loss above ln 10; diverged: the loss became "
+             "infinite or NaN and the run stopped (counted as collapsed too; 'div' in the per-seed list).", "",
+             "| side | policy | lr max | seeds | final top-1 | best top-1 | final train loss | collapsed | diverged | per seed (final) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (side, policy, lr), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         r.sort(key=lambda x: x["seed"])
-        lines.append(f"| {side} | {policy} | {lr} | {len(r)} | {fmt([x['final'] for x in r])} | {fmt([x['best'] for x in r])} | "
-                     f"{fmt([x['loss'] for x in r])} | {sum(x['collapsed'] for x in r)}/{len(r)} | "
-                     + " ".join(f"{x['final']:.1f}" for x in r) + " |")
+        done = [x for x in r if not x["diverged"]]
+        lines.append(f"| {side} | {policy} | {lr} | {len(r)} | {fmt([x['final'] for x in done])} | {fmt([x['best'] for x in done])} | "
+                     f"{fmt([x['loss'] for x in done])} | {sum(x['collapsed'] for x in r)}/{len(r)} | {sum(x['diverged'] for x in r)}/{len(r)} | "
+                     + " ".join("div" if x["diverged"] else f"{x['final']:.1f}" for x in r) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(os.path.join(a.out, "results.md"), "w") as f:

@@ -63,4 +63,22 @@ public class CliTrainTests
         }
         finally { File.Delete(file); }
     }
+
+    [Test]
+    public void ADivergingRunStopsAtOnceWithOneLine()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "rlmixup-diverge-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (code, output, err) = Run("train", "--dataset", "synthetic", "--epochs", "3", "--width", "2", "--batch", "20", "--max-train-images", "100",
+                "--max-test-images", "20", "--policy", "none", "--device", "cpu", "--lr-max", "1e30", "--step-stats", "1", "--out", dir, "--no-live");
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(err.Trim(), Does.StartWith("error: epoch 1, step ").And.Contain("training diverged").And.Contain("--lr-max, 1E+30")
+                .And.Not.Contains("\n").And.Not.Contains("   at "));
+            Assert.That(output, Does.Not.Contain("epoch 1/3:"), "stopped in the first epoch, not at its end");
+            foreach (var line in File.ReadAllLines(Path.Combine(dir, "steps.jsonl")))
+                Assert.DoesNotThrow(() => System.Text.Json.JsonDocument.Parse(line).Dispose(), "step statistics stay valid JSON (null for inf and NaN)");
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
 }

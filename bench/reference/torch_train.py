@@ -351,6 +351,11 @@ def main():
             relu_outputs.clear()
             opt.zero_grad()
             loss = soft_cross_entropy(model(x), y)
+            if not math.isfinite(float(loss)):
+                # As the engine does: stop at the first non-finite loss, with one line.
+                print(f"error: epoch {epoch}, step {b + 1} of {steps_per_epoch} (global step {step}): the training loss is "
+                      f"{float(loss)}: training diverged (--lr-max {args.lr_max})", file=sys.stderr)
+                sys.exit(1)
             loss.backward()
             want_relu[0] = False
             if record:

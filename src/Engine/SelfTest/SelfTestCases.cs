@@ -24,8 +24,15 @@ public static class SelfTestCases
     public static readonly Tolerance DenseFp32 = new(2e-5, 1e-4);
     /// <summary>GEMMs and convolutions with TF32 inputs.</summary>
     public static readonly Tolerance DenseTf32 = new(5e-3, 5e-3);
-    /// <summary>A whole network step (18 layers of errors compounding), full float32.</summary>
-    public static readonly Tolerance NetworkFp32 = new(2e-4, 2e-3);
+    /// <summary>
+    /// A whole network step, full float32, normwise over each group (see <see cref="Tolerance"/>).
+    /// Another summation order alone gives about 1e-6. But a ReLU input within float noise of zero
+    /// lands on the other side of it in one backend and not the other (in 2 of 10 seeds at width 8,
+    /// batch 8, measured on the software device against the CPU backend), and that one decision moves
+    /// the gradients behind it by about 5e-3 normwise — the same effect the step-level replay against
+    /// PyTorch measures. A defect (a wrong or stale buffer, a missing accumulation) gives errors of order 1.
+    /// </summary>
+    public static readonly Tolerance NetworkFp32 = new(0, 2e-2, Normwise: true);
     /// <summary>
     /// A whole network step with TF32, normwise over each group (see <see cref="Tolerance"/>). TF32
     /// rounding of every GEMM and convolution input, through 18 layers at width 8 and batch 8, moves

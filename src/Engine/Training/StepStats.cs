@@ -13,7 +13,8 @@ namespace RlMixup.Engine.Training;
 /// together), <c>param_norms</c> (per layer: the L2 norm of its parameters, keyed by the PyTorch
 /// module name), <c>bn_gamma_min</c> (the smallest |γ| of any batch norm) and
 /// <c>dead_relu_fraction</c> (the share of ReLU channels that are zero for every image and position
-/// of the batch). Used to compare how a run collapses, not for training.
+/// of the batch); a NaN or infinite value is written as null. Used to compare how a run collapses,
+/// not for training.
 /// </summary>
 public sealed class StepStats : IDisposable
 {
@@ -57,10 +58,10 @@ public sealed class StepStats : IDisposable
             w.WriteStartObject();
             w.WriteNumber("step", step);
             w.WriteNumber("lr", lr);
-            w.WriteNumber("loss", loss);
-            w.WriteNumber("grad_norm", Math.Sqrt(g2));
+            Number(w, "loss", loss);
+            Number(w, "grad_norm", Math.Sqrt(g2));
             w.WriteStartObject("param_norms");
-            foreach (var (k, v) in layers) w.WriteNumber(k, Math.Sqrt(v));
+            foreach (var (k, v) in layers) Number(w, k, Math.Sqrt(v));
             w.WriteEndObject();
             w.WriteNumber("bn_gamma_min", double.IsFinite(gammaMin) ? gammaMin : 0);
             w.WriteNumber("dead_relu_fraction", channels == 0 ? 0 : (double)dead / channels);
@@ -68,6 +69,13 @@ public sealed class StepStats : IDisposable
         }
         _out.WriteLine(Encoding.UTF8.GetString(ms.ToArray()));
         _out.Flush();
+    }
+
+    /// <summary>A number, or null when it is NaN or infinite (JSON has no such numbers; pandas reads null as NaN).</summary>
+    private static void Number(Utf8JsonWriter w, string name, double v)
+    {
+        if (double.IsFinite(v)) w.WriteNumber(name, v);
+        else w.WriteNull(name);
     }
 
     private static (long Dead, long Channels) Add(Tensor t, long dead, long channels)

@@ -44,6 +44,9 @@ public sealed record TrainConfig
     public string? InitWeights { get; init; }
 }
 
+/// <summary>A non-finite training loss: the run stops at once with one line (exit code 1), keeping its last checkpoint.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
 /// <summary>
 /// A snapshot after one training step: epoch k of K, the step within the epoch and the global step
 /// (both 1-based), the epoch's mean training loss so far, the learning rate, the test top-1 of the
@@ -173,6 +176,10 @@ public sealed partial class Trainer : IDisposable
             Schedule.Apply(Sgd, (int)(_step - 1));
             Store.ZeroGrad();
             float loss = _loss.Forward(Model.Forward(mixed.Images, Mode.Train), mixed.Targets);
+            if (!float.IsFinite(loss))
+                throw new TrainingDivergedException(
+                    $"epoch {epoch}, step {e.Done + 1} of {steps} (global step {_step}): the training loss is {loss}: training diverged. " +
+                    $"The checkpoint of the last finished epoch is kept; lower the peak learning rate (--lr-max, {Config.MaxLr}) and train again");
             e.LossSum += loss;
             var mixedInputGrad = Model.Backward(_loss.Backward(), inputGrad: gradSim);
             double gradSimReward = gradSim ? GradSim(mixed.Observation!, mixedInputGrad!) : 0;

@@ -88,7 +88,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
                 return metrics.Epochs;
             }
             if (!double.IsFinite(r.TrainLoss))
-                throw new InvalidOperationException($"epoch {epoch}: the training loss is {r.TrainLoss}; stopping (try a lower learning rate)");
+                throw new TrainingDivergedException($"epoch {epoch}: the training loss is {r.TrainLoss}: training diverged; lower the peak learning rate (--lr-max, {config.MaxLr}) and train again");
             metrics.Append(ToMetrics(r));
             TrainingPlots.WriteCurves(Path.Combine(Folder, "curves.png"), metrics.Epochs);
             TrainingPlots.WriteActionHeatmap(Path.Combine(Folder, "actions.png"), metrics.Epochs);
