@@ -15,6 +15,7 @@ public class CachingAllocatorTests
         private ulong _next = 0x7f00_0000_0000;
         public int Allocations, Frees;
         public long Used;
+        public IReadOnlyDictionary<ulong, long> Sizes => _blocks;
 
         public ulong Allocate(long bytes)
         {
@@ -238,5 +239,20 @@ public class CachingAllocatorTests
     {
         public ulong Allocate(long bytes) => throw new CudaException("CUDA driver", "cuMemAlloc_v2", "CUDA_ERROR_INVALID_CONTEXT", "invalid device context");
         public void Free(ulong ptr) { }
+    }
+
+    [Test]
+    public void WithoutCachingEveryRequestIsItsOwnExactAllocationFreedAtOnce()
+    {
+        var device = new FakeDevice();
+        var a = new CachingAllocator(device, caching: false);
+        ulong p = a.Allocate(4620);
+        Assert.That(device.Sizes[p], Is.EqualTo(4620), "exact size, no class");
+        a.Free(p);
+        Assert.That(device.Sizes, Does.Not.ContainKey(p), "freed to the device at once");
+        ulong q = a.Allocate(4620);
+        Assert.That(a.Stats.CacheHits, Is.Zero);
+        Assert.That(a.Stats.DeviceAllocations, Is.EqualTo(2));
+        a.Free(q);
     }
 }

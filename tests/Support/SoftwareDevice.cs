@@ -11,7 +11,8 @@ namespace RlMixup.Tests;
 /// The software device (tests/SoftwareDevice): a CPU implementation of the CUDA driver API, cuBLAS
 /// and cuDNN subset the backend calls, built beside the tests (swdev/). The test assembly points the
 /// CUDA backend at it before anything loads a CUDA library, so every CUDA test runs on it in-process,
-/// unless RLMIXUP_CUDA_LIB_DIR is already set (a GPU machine, or another folder on purpose).
+/// unless RLMIXUP_CUDA_LIB_DIR is already set (a GPU machine, or another folder on purpose). The
+/// backend's caching allocator is switched to exact-size allocations there (RLMIXUP_CUDA_NO_CACHING).
 /// </summary>
 public static class SoftwareDevice
 {
@@ -28,6 +29,8 @@ public static class SoftwareDevice
     {
         if (!Built || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(NativeLibraries.DirVariable))) return;
         Environment.SetEnvironmentVariable(NativeLibraries.DirVariable, Folder);
+        // Exact-size allocations: an overrun leaves its allocation, where the device sees it.
+        Environment.SetEnvironmentVariable(RlMixup.Core.Cuda.CudaBackend.NoCachingVariable, "1");
         Active = true;
     }
 

@@ -47,9 +47,17 @@ public readonly record struct AllocatorStats(
 /// Out of memory: the cache is released (<see cref="Trim"/>) and the request retried once; a second
 /// failure throws <see cref="DeviceOutOfMemoryException"/> naming the request and the statistics.
 /// Thread-safe (one lock): buffers may be released from any thread.
+///
+/// With <c>caching: false</c> (RLMIXUP_CUDA_NO_CACHING=1 for the backend, as PyTorch's
+/// PYTORCH_NO_CUDA_MEMORY_CACHING) every request is its own exact-size cuMemAlloc and every free a
+/// cuMemFree: slow, but a read or write past a tensor's end then leaves its allocation, where the
+/// software device (or compute-sanitizer) sees it, instead of landing in a size class's slack.
 /// </summary>
-public sealed class CachingAllocator(IDeviceAllocator device)
+public sealed class CachingAllocator(IDeviceAllocator device, bool caching = true)
 {
+    /// <summary>False: exact-size allocations, freed at once (see the class summary).</summary>
+    public bool Caching { get; } = caching;
+
     public const long Alignment = 256;
     public const long SmallGranule = 512;
     public const long SmallLimit = 1L << 20;
@@ -73,7 +81,7 @@ public sealed class CachingAllocator(IDeviceAllocator device)
     /// <summary>A device block of at least <paramref name="bytes"/> bytes, from the cache when one of its class is free.</summary>
     public ulong Allocate(long bytes)
     {
-        long size = SizeClass(bytes);
+        long size = Caching ? SizeClass(bytes) : Math.Max(1, bytes);
         lock (_lock)
         {
             if (_free.TryGetValue(size, out var list) && list.Count > 0)
@@ -118,6 +126,12 @@ public sealed class CachingAllocator(IDeviceAllocator device)
                     ? $"double free of device block 0x{ptr:x}: it is already back in the cache"
                     : $"free of device pointer 0x{ptr:x}, which this allocator did not hand out");
             _inUse -= size;
+            if (!Caching)
+            {
+                device.Free(ptr);
+                _deviceFrees++;
+                return;
+            }
             _cached.Add(ptr, size);
             _cachedBytes += size;
             if (!_free.TryGetValue(size, out var list)) _free.Add(size, list = new Stack<ulong>());

@@ -71,7 +71,7 @@ public sealed partial class CudaBackend : IBackend
         {
             _stream = CudaStream.Create(_context); owned.Add(_stream);
             _driverMemory = new DriverAllocator(_context);
-            _memory = new CachingAllocator(_driverMemory);
+            _memory = new CachingAllocator(_driverMemory, caching: Environment.GetEnvironmentVariable(NoCachingVariable) != "1");
             foreach (string name in KernelCatalog.All.Select(k => k.Module).Distinct())
             {
                 var module = CudaModule.LoadEmbedded(_context, name);
@@ -97,6 +97,9 @@ public sealed partial class CudaBackend : IBackend
             throw;
         }
     }
+
+    /// <summary>RLMIXUP_CUDA_NO_CACHING=1: every tensor its own exact-size device allocation (see <see cref="CachingAllocator"/>).</summary>
+    public const string NoCachingVariable = "RLMIXUP_CUDA_NO_CACHING";
 
     public string Name => $"cuda:{Device.Ordinal} ({Device.Name})";
     public CudaDevice Device { get; }
