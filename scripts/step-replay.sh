@@ -27,7 +27,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 out=${out:-$(mktemp -d /tmp/rlmixup-step-replay.XXXXXX)}
-batches=$(( $(ls "$data"/data_batch_*.bin "$data"/train.bin 2>/dev/null | xargs cat | wc -c) / 3073 / 100 ))
+train_files=()
+for f in "$data"/data_batch_*.bin "$data"/train.bin; do [[ -f $f ]] && train_files+=("$f"); done
+[[ ${#train_files[@]} -gt 0 ]] || { echo "step-replay: no training batches (data_batch_*.bin or train.bin) in $data" >&2; exit 2; }
+batches=$(( $(cat "${train_files[@]}" | wc -c) / 3073 / 100 ))
 epochs=$(( (steps + batches - 1) / batches ))
 dotnet build -c Release src/Engine -v q -nologo >/dev/null
 dotnet src/Engine/bin/Release/net10.0/rlmixup.dll train --dataset cifar10 --data "$data" --policy "$policy" --width "$width" \
