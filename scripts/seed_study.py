@@ -2,7 +2,7 @@
 """Seed-spread comparison of the engine and the independent PyTorch trainer on one recipe.
 
 Runs `rlmixup train` and bench/reference/torch_train.py for every (policy, peak learning rate,
-seed), --jobs at a time, each single-threaded, into OUT/<side>-<policy>-lr<lr>-s<seed>/, skipping
+seed), --jobs at a time, each on --threads threads (default 1), into OUT/<side>-<policy>-lr<lr>-s<seed>/, skipping
 runs whose metrics.jsonl is already complete (the study can be stopped and rerun). Both sides log
 steps.jsonl every --step-stats steps. Then it writes OUT/results.md and OUT/results.json: per side,
 policy and learning rate, the final and best test top-1 (mean ± sample std over seeds), the final
@@ -49,7 +49,7 @@ def read_metrics(folder):
 
 def command(side, policy, lr, seed, folder, a):
     common = ["--policy", policy, "--width", str(a.width), "--epochs", str(a.epochs), "--seed", str(seed),
-              "--lr-max", str(lr), "--threads", "1", "--step-stats", str(a.step_stats)]
+              "--lr-max", str(lr), "--threads", str(a.threads), "--step-stats", str(a.step_stats)]
     if side == "engine":
         return shlex.split(a.engine) + ["train", "--dataset", "cifar10", "--data", a.data, "--device", "cpu", "--no-live",
                                         "--out", folder] + common
@@ -118,6 +118,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--step-stats", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="threads per run (each side)")
     ap.add_argument("--sides", default="engine,torch")
     ap.add_argument("--engine", default="dotnet " + os.path.join(ROOT, "src", "Engine", "bin", "Release", "net10.0", "rlmixup.dll"))
     ap.add_argument("--out", required=True)
