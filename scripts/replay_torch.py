@@ -52,7 +52,7 @@ import preactresnet  # noqa: E402
 from preactresnet import PreActResNet18, soft_cross_entropy  # noqa: E402
 import safetensors_io  # noqa: E402
 
-SALIENCY_POLICIES = ("Rl", "Random")
+SALIENCY_POLICIES = ("rl", "random")
 
 
 def rel(a, b):
@@ -230,10 +230,10 @@ def recompute_mix(tr, policy, n_actions):
     """The mix of the clean batch by the engine's draws, in PyTorch: (images, targets, mask mismatches)."""
     x, y, perm = tr["x"], tr["targets"], tr["partner"].long()
     lam = tr["lambda"]
-    if policy == "InputMixup":
+    if policy == "input-mixup":
         l = lam[0]
         return l * x + (1 - l) * x[perm], l * y + (1 - l) * y[perm], 0
-    if policy == "CutMix":
+    if policy == "cutmix":
         y0, x0, y1, x1 = (int(v) for v in tr["box"])
         out = x.clone()
         out[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
@@ -349,7 +349,7 @@ def main():
             if data_err > args.mix_tol:
                 failures.append(f"step {step}: the clean batch differs from the raw images (relative error {data_err:.2e})")
         # mix
-        mixed, mixed_t, mism = (None, None, 0) if policy == "None" else recompute_mix(tr, policy, args.actions)
+        mixed, mixed_t, mism = (None, None, 0) if policy == "none" else recompute_mix(tr, policy, args.actions)
         mix_err = 0.0 if mixed is None else max(rel(mixed, tr["mixed"]), rel(mixed_t, tr["mixed_targets"]))
         if mix_err > args.mix_tol or mism:
             failures.append(f"step {step}: the mix differs (relative error {mix_err:.2e}, {mism} mask cells)")

@@ -5,6 +5,9 @@ using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 /// <summary>Steps 1–3 of Algorithm 1 for every policy, on a narrow classifier and a small agent.</summary>
@@ -33,8 +36,8 @@ public class BatchMixerTests
             Targets.CopyFrom([.. Enumerable.Range(0, B * K).Select(e => e % K == (e / K) % K ? 1f : 0f)]);
         }
 
-        public BatchMixer Mixer(MixPolicy policy, ulong seed, MixOptions? options = null) =>
-            new(Backend, Model, policy, options ?? new MixOptions(), new Rng(seed), policy == MixPolicy.Rl ? Agent : null);
+        public BatchMixer Mixer(MixPolicy policy, ulong seed, MixSpec? options = null) =>
+            new(Backend, Model, (options ?? new MixSpec()) with { Policy = policy }, new Rng(seed), policy == MixPolicy.Rl ? Agent : null);
 
         public void Dispose() { Agent.Dispose(); Backend.Dispose(); }
     }
@@ -42,7 +45,7 @@ public class BatchMixerTests
     [TestCase(MixPolicy.Rl)]
     [TestCase(MixPolicy.Random)]
     [TestCase(MixPolicy.InputMixup)]
-    [TestCase(MixPolicy.CutMix)]
+    [TestCase(MixPolicy.Cutmix)]
     [TestCase(MixPolicy.None)]
     public void EveryPolicyGivesAValidMixedBatch(MixPolicy policy)
     {
@@ -78,7 +81,7 @@ public class BatchMixerTests
     }
 
     [TestCase(MixPolicy.Random)]
-    [TestCase(MixPolicy.CutMix)]
+    [TestCase(MixPolicy.Cutmix)]
     public void MixingIsReproducibleFromTheSeed(MixPolicy policy)
     {
         float[] Run(ulong seed)
@@ -95,8 +98,8 @@ public class BatchMixerTests
     {
         using var s = new Setup(1);
         var mixer = s.Mixer(MixPolicy.Random, 1);
-        Assert.That(Enumerable.Range(0, 10).Select(mixer.Percentile), Is.EqualTo(new[] { 0f, 11, 22, 33, 44, 55, 66, 77, 88, 99 }));
-        Assert.Throws<ArgumentException>(() => new BatchMixer(s.Backend, s.Model, MixPolicy.Rl, new MixOptions(), new Rng(1), null));
+        Assert.That(Enumerable.Range(0, 10).Select(mixer.Options.Percentile), Is.EqualTo(new[] { 0f, 11, 22, 33, 44, 55, 66, 77, 88, 99 }));
+        Assert.Throws<ArgumentException>(() => new BatchMixer(s.Backend, s.Model, new MixSpec(), new Rng(1), null));
     }
 
     [Test]
@@ -104,7 +107,7 @@ public class BatchMixerTests
     {
         using var s = new Setup(2);
         var before = s.Store.BufferValues!.ToArray();
-        s.Mixer(MixPolicy.Random, 3, new MixOptions { SaliencyUpdatesBnStats = false }).Mix(s.X, s.Targets);
+        s.Mixer(MixPolicy.Random, 3, new MixSpec { SaliencyUpdatesBnStats = false }).Mix(s.X, s.Targets);
         Assert.That(s.Store.BufferValues.ToArray(), Is.EqualTo(before));
         s.Mixer(MixPolicy.Random, 3).Mix(s.X, s.Targets);
         Assert.That(s.Store.BufferValues.ToArray(), Is.Not.EqualTo(before), "by default the saliency pass updates them, as the authors' code");

@@ -5,6 +5,9 @@ using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 public class CifarLearningTests
@@ -22,10 +25,10 @@ public class CifarLearningTests
         string dir = SharedData.Cifar10SubsetOrIgnore();
         var data = Dataset.LoadCifar10(dir, maxTrain: 2000);
         using var b = new CpuBackend();
-        var config = new TrainConfig
+        var config = new RunSpec
         {
-            Epochs = 3, Width = 8, Seed = 1, Policy = MixPolicy.Rl, MaxLr = 0.1,
-            AgentSizes = new ActorCriticSizes([16, 16, 16], 32, [16], [16]), Ppo = new PpoConfig { NEpochs = 2 },
+            Epochs = 3, Model = new ModelSpec { Width = 8 }, Seed = 1, Optim = new OptimSpec { LrMax = 0.1 },
+            Agent = new AgentSpec { Conv = [16, 16, 16], Features = 32, PolicyHidden = [16], ValueHidden = [16], NEpochs = 2 },
         };
         using var trainer = new Trainer(b, data, config);
         EpochResult? last = null;

@@ -35,13 +35,13 @@ public class CliTrainTests
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 
-    [TestCase("train --epochs 0", "--epochs must be at least 1")]
+    [TestCase("train --epochs 0", "--epochs 0: must be at least 1")]
     [TestCase("train --policy best", "--policy")]
     [TestCase("train --device tpu", "--device")]
     [TestCase("train --dataset cifar10 --data /nonexistent-folder", "/nonexistent-folder")]
-    [TestCase("train --dataset synthetic --alpha -1", "--alpha must be positive")]
-    [TestCase("train --dataset synthetic --policy cutmix --reward grad-sim", "--reward grad-sim: only the rl policy")]
-    [TestCase("cifar10 --policy none --reward grad-sim", "--reward grad-sim: only the rl policy")]
+    [TestCase("train --dataset synthetic --alpha -1", "--alpha -1: must be a positive number")]
+    [TestCase("train --dataset synthetic --policy cutmix --reward grad-sim", "--reward grad-sim: grad-sim rewards the rl policy only, not cutmix")]
+    [TestCase("cifar10 --policy none --reward grad-sim", "--reward grad-sim: grad-sim rewards the rl policy only, not none")]
     [TestCase("train --reward loss", "--reward")]
     public void BadInputGivesOneErrorLineAndExitCode2(string args, string expected)
     {

@@ -8,16 +8,20 @@ using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 /// <summary>Checkpoints and `resume`: an interrupted, resumed run is bit for bit the uninterrupted one.</summary>
 [NonParallelizable]
 public class ResumeTests
 {
-    private static readonly TrainConfig Tiny = new()
+    private static readonly RunSpec Tiny = new()
     {
-        Epochs = 3, BatchSize = 20, Width = 2, Policy = MixPolicy.Rl, Seed = 5, RewardInterval = 5,
-        Ppo = new PpoConfig { BatchSize = 10, NEpochs = 2 }, AgentSizes = new ActorCriticSizes([8, 8, 8], 16, [8], [8]),
+        Epochs = 3, Batch = 20, Model = new ModelSpec { Width = 2 }, Seed = 5, Reward = new RewardSpec { Interval = 5 },
+        Data = new DataSpec { Dataset = "synthetic", MaxTrainImages = 100, MaxTestImages = 40 }, Device = new DeviceSpec { Name = "cpu" },
+        Agent = new AgentSpec { Minibatch = 10, NEpochs = 2, Conv = [8, 8, 8], Features = 16, PolicyHidden = [8], ValueHidden = [8] },
     };
 
     private static Dataset Data() => SyntheticData.Generate(train: 100, test: 40, classes: 10, seed: Tiny.Seed);
@@ -39,9 +43,9 @@ public class ResumeTests
 
     private static void ResumeFromDisk(string dir, int? stopAfterEpoch)
     {
-        var (config, data, dataFolder, dataSeed) = ResumeCommand.Load(dir);
+        var (config, data) = ResumeCommand.Load(dir);
         using var b = new CpuBackend(2);
-        new TrainingRun(b, data, config, dir, TextWriter.Null) { DataFolder = dataFolder, DataSeed = dataSeed }.Resume(stopAfterEpoch);
+        new TrainingRun(b, data, config, dir, TextWriter.Null) .Resume(stopAfterEpoch);
     }
 
     [Test]
@@ -51,9 +55,9 @@ public class ResumeTests
         try
         {
             using (var b = new CpuBackend(2))
-                new TrainingRun(b, Data(), Tiny with { ValFromTrain = 20 }, dir, TextWriter.Null).Run(stopAfterEpoch: 1);
-            var (config, data, _, _) = ResumeCommand.Load(dir);
-            Assert.That(config.ValFromTrain, Is.EqualTo(20));
+                new TrainingRun(b, Data(), Tiny with { Data = Tiny.Data with { ValFromTrain = 20 } }, dir, TextWriter.Null).Run(stopAfterEpoch: 1);
+            var (config, data) = ResumeCommand.Load(dir);
+            Assert.That(config.Data.ValFromTrain, Is.EqualTo(20));
             Assert.That(data.Train.Count, Is.EqualTo(100), "the full training set is reloaded, then split again by seed");
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
@@ -66,14 +70,14 @@ public class ResumeTests
         try
         {
             using (var b = new CpuBackend(2))
-                new TrainingRun(b, Data(), Tiny with { Reward = RewardKind.GradSim }, dir, TextWriter.Null).Run(stopAfterEpoch: 1);
+                new TrainingRun(b, Data(), Tiny with { Reward = Tiny.Reward with { Kind = RewardKind.GradSim } }, dir, TextWriter.Null).Run(stopAfterEpoch: 1);
             string configPath = Path.Combine(dir, "config.json");
             var json = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
-            Assert.That((string?)json["reward"], Is.EqualTo("grad-sim"));
-            Assert.That(ResumeCommand.Load(dir).Config.Reward, Is.EqualTo(RewardKind.GradSim));
-            json.Remove("reward"); // a run written before the option existed
+            Assert.That((string?)json["reward"]!["kind"], Is.EqualTo("grad-sim"));
+            Assert.That(ResumeCommand.Load(dir).Spec.Reward.Kind, Is.EqualTo(RewardKind.GradSim));
+            json["reward"]!.AsObject().Remove("kind"); // a config that leaves the reward at its default
             File.WriteAllText(configPath, json.ToJsonString());
-            Assert.That(ResumeCommand.Load(dir).Config.Reward, Is.EqualTo(RewardKind.Accuracy));
+            Assert.That(ResumeCommand.Load(dir).Spec.Reward.Kind, Is.EqualTo(RewardKind.Accuracy));
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }

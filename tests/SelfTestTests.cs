@@ -6,6 +6,9 @@ using RlMixup.Core.Mixup;
 using RlMixup.Engine;
 using RlMixup.Engine.SelfTest;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 /// <summary>The backend self-test harness: it passes the CPU against itself and catches a wrong op.</summary>

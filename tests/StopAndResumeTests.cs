@@ -10,6 +10,9 @@ using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 /// <summary>
@@ -22,10 +25,11 @@ public partial class StopAndResumeTests
 {
     // 100 images of batch 20: 5 steps per epoch; the rollout is 10 steps, so the PPO update is global step 10;
     // a reward every 3 steps puts rewards inside epochs.
-    private static readonly TrainConfig Tiny = new()
+    private static readonly RunSpec Tiny = new()
     {
-        Epochs = 3, BatchSize = 20, Width = 2, Policy = MixPolicy.Rl, Seed = 7, RewardInterval = 3,
-        Ppo = new PpoConfig { BatchSize = 10, NEpochs = 2 }, AgentSizes = new ActorCriticSizes([8, 8, 8], 16, [8], [8]),
+        Epochs = 3, Batch = 20, Model = new ModelSpec { Width = 2 }, Seed = 7, Reward = new RewardSpec { Interval = 3 },
+        Data = new DataSpec { Dataset = "synthetic", MaxTrainImages = 100, MaxTestImages = 40 }, Device = new DeviceSpec { Name = "cpu" },
+        Agent = new AgentSpec { Minibatch = 10, NEpochs = 2, Conv = [8, 8, 8], Features = 16, PolicyHidden = [8], ValueHidden = [8] },
     };
 
     private static Dataset Data() => SyntheticData.Generate(train: 100, test: 40, classes: 10, seed: Tiny.Seed);
@@ -48,14 +52,14 @@ public partial class StopAndResumeTests
     }
 
     /// <summary>Trains (or resumes) the tiny run in <paramref name="dir"/>, asking it to stop once global step s is done; true when it stopped early.</summary>
-    private static bool Train(string dir, bool resume, long? stopAfterGlobalStep, TrainConfig? fresh = null)
+    private static bool Train(string dir, bool resume, long? stopAfterGlobalStep, RunSpec? fresh = null)
     {
         using var b = new CpuBackend(2);
         using var stop = new CancellationTokenSource();
-        var (config, data, dataFolder, dataSeed) = resume ? ResumeCommand.Load(dir) : (fresh ?? Tiny, Data(), null, Tiny.Seed);
+        var (config, data) = resume ? ResumeCommand.Load(dir) : (fresh ?? Tiny, Data());
         var run = new TrainingRun(b, data, config, dir, TextWriter.Null)
         {
-            DataFolder = dataFolder, DataSeed = dataSeed, Stop = stop.Token,
+            Stop = stop.Token,
             Progress = p => { if (p.GlobalStep == stopAfterGlobalStep) stop.Cancel(); },
         };
         if (resume) run.Resume(); else run.Run();
@@ -115,7 +119,7 @@ public partial class StopAndResumeTests
     public void AGradSimRunStoppedMidEpochAndResumedEqualsTheUninterruptedRun()
     {
         // grad-sim rewards every step, so the checkpoint after step 7 holds a partial reward sum of 2 steps.
-        var gradSim = Tiny with { Epochs = 2, Reward = RewardKind.GradSim };
+        var gradSim = Tiny with { Epochs = 2, Reward = Tiny.Reward with { Kind = RewardKind.GradSim } };
         string whole = TempDir(), dir = TempDir();
         try
         {
@@ -160,7 +164,7 @@ public partial class StopAndResumeTests
         Assert.That(seen.Select(p => p.GlobalStep), Is.EqualTo(Enumerable.Range(1, 10).Select(i => (long)i)).AsCollection);
         Assert.That(seen.Select(p => (p.Epoch, p.Step)), Is.EqualTo(Enumerable.Range(0, 10).Select(i => (1 + i / 5, 1 + i % 5))).AsCollection);
         Assert.That(seen.All(p => p.Epochs == 2 && p.StepsPerEpoch == 5), Is.True);
-        Assert.That(seen.Select(p => p.ActionHistogram.Sum()), Is.EqualTo(seen.Select(p => p.Step * Tiny.BatchSize)).AsCollection,
+        Assert.That(seen.Select(p => p.ActionHistogram.Sum()), Is.EqualTo(seen.Select(p => p.Step * Tiny.Batch)).AsCollection,
             "one action per image so far in the epoch");
         Assert.That(seen[4].ActionHistogram, Is.EqualTo(first.ActionHistogram).AsCollection);
         Assert.That(seen[4].TrainLoss, Is.EqualTo(first.TrainLoss), "the last snapshot's running loss is the epoch's");

@@ -5,6 +5,9 @@ using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 /// <summary>Algorithm 1 end to end on tiny synthetic data: every policy runs; the rl agent is rewarded and updated.</summary>
@@ -12,10 +15,11 @@ public class TrainerTests
 {
     private static readonly ActorCriticSizes Small = new([8, 8, 8], 16, [8], [8]);
 
-    private static TrainConfig Tiny(MixPolicy policy, int epochs) => new()
+    private static RunSpec Tiny(MixPolicy policy, int epochs) => new()
     {
-        Epochs = epochs, BatchSize = 20, Width = 4, Policy = policy, Seed = 3, RewardInterval = 5,
-        Ppo = new PpoConfig { BatchSize = 10, NEpochs = 2 }, AgentSizes = Small,
+        Epochs = epochs, Batch = 20, Model = new ModelSpec { Width = 4 }, Mix = new MixSpec { Policy = policy }, Seed = 3,
+        Reward = new RewardSpec { Interval = 5 }, Device = new DeviceSpec { Name = "cpu" },
+        Agent = new AgentSpec { Minibatch = 10, NEpochs = 2, Conv = [8, 8, 8], Features = 16, PolicyHidden = [8], ValueHidden = [8] },
     };
 
     [Test]
@@ -46,7 +50,7 @@ public class TrainerTests
     {
         var data = SyntheticData.Generate(train: 200, test: 60, classes: 10, seed: 1);
         using var b = new CpuBackend(2);
-        using var trainer = new Trainer(b, data, Tiny(MixPolicy.Rl, epochs: 2) with { Reward = RewardKind.GradSim });
+        using var trainer = new Trainer(b, data, Tiny(MixPolicy.Rl, epochs: 2) with { Reward = new RewardSpec { Interval = 5, Kind = RewardKind.GradSim } });
         var first = trainer.RunEpoch(1);
         Assert.That(first.Rewards, Is.EqualTo(10), "every step earns a reward");
         // Read the rollout before the update at the end of epoch 2 empties it: epoch 1's ten steps.
@@ -59,7 +63,7 @@ public class TrainerTests
         Assert.That(second.Rewards, Is.EqualTo(10));
         Assert.That(second.Ppo, Is.Not.Null, "the agent updated after two epochs");
         Assert.That(second.RewardMean, Is.InRange(0.0, 1.0));
-        Assert.Throws<ArgumentException>(() => new Trainer(b, data, Tiny(MixPolicy.Random, 1) with { Reward = RewardKind.GradSim }));
+        Assert.Throws<ArgumentException>(() => new Trainer(b, data, Tiny(MixPolicy.Random, 1) with { Reward = new RewardSpec { Kind = RewardKind.GradSim } }));
     }
 
     [Test]
@@ -67,16 +71,16 @@ public class TrainerTests
     {
         var data = SyntheticData.Generate(train: 200, test: 60, classes: 10, seed: 1);
         using var b = new CpuBackend(2);
-        using var trainer = new Trainer(b, data, Tiny(MixPolicy.Rl, epochs: 1) with { ValFromTrain = 40 });
+        using var trainer = new Trainer(b, data, Tiny(MixPolicy.Rl, epochs: 1) with { Data = new DataSpec { ValFromTrain = 40 } });
         Assert.That(trainer.Data.Train.Count, Is.EqualTo(160));
         Assert.That(trainer.BatchesPerEpoch, Is.EqualTo(8));
         Assert.That(trainer.RunEpoch(1).Rewards, Is.EqualTo(1), "step 5 earns a reward measured on the held-out images");
-        Assert.Throws<ArgumentException>(() => new Trainer(b, data, Tiny(MixPolicy.Rl, 1) with { ValFromTrain = 200 }));
+        Assert.Throws<ArgumentException>(() => new Trainer(b, data, Tiny(MixPolicy.Rl, 1) with { Data = new DataSpec { ValFromTrain = 200 } }));
     }
 
     [TestCase(MixPolicy.Random)]
     [TestCase(MixPolicy.InputMixup)]
-    [TestCase(MixPolicy.CutMix)]
+    [TestCase(MixPolicy.Cutmix)]
     [TestCase(MixPolicy.None)]
     public void EveryPolicyTrains(MixPolicy policy)
     {

@@ -7,6 +7,9 @@ using RlMixup.Models;
 using RlMixup.Ppo;
 using SkiaSharp;
 
+using RlMixup.Engine.Runs;
+using RlMixup.Engine.Commands;
+
 namespace RlMixup.Tests;
 
 /// <summary>`visualize`: the Appendix B figure as a PNG, with a fresh classifier or a run's classifier and agent.</summary>
@@ -56,10 +59,11 @@ public class VisualizeCommandTests
         try
         {
             string run = Path.Combine(dir, "run");
-            var config = new TrainConfig
+            var config = new RunSpec
             {
-                Epochs = 1, BatchSize = 20, Width = 2, Policy = MixPolicy.Rl, Seed = 6, RewardInterval = 5,
-                Ppo = new PpoConfig { BatchSize = 10, NEpochs = 2 }, AgentSizes = new ActorCriticSizes([8, 8, 8], 16, [8], [8]),
+                Epochs = 1, Batch = 20, Model = new ModelSpec { Width = 2 }, Seed = 6, Reward = new RewardSpec { Interval = 5 },
+                Data = new DataSpec { Dataset = "synthetic", MaxTrainImages = 100, MaxTestImages = 40 }, Device = new DeviceSpec { Name = "cpu" },
+                Agent = new AgentSpec { Minibatch = 10, NEpochs = 2, Conv = [8, 8, 8], Features = 16, PolicyHidden = [8], ValueHidden = [8] },
             };
             using (var b = new CpuBackend(2))
                 new TrainingRun(b, SyntheticData.Generate(train: 100, test: 40, classes: 10, seed: 6), config, run, TextWriter.Null).Run();

@@ -5,6 +5,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using RlMixup.Core.Cpu;
+using RlMixup.Engine.Commands;
 
 namespace RlMixup.Engine;
 
@@ -23,8 +24,9 @@ public static class Cli
         root.Subcommands.Add(ResumeCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(VisualizeCommand.Create());
-        root.Subcommands.Add(Bench.BenchCommand.Create());
-        root.Subcommands.Add(SelfTest.SelfTestCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
+        Runs.GroupedHelp.Install(root);
         try
         {
             var parse = root.Parse(args);

@@ -2,8 +2,8 @@ using System.Text.Json;
 using RlMixup.Core;
 using RlMixup.Core.IO;
 using RlMixup.Engine.Data;
-using RlMixup.Engine.Reports;
 using RlMixup.Models;
+using RlMixup.Engine.Runs;
 
 namespace RlMixup.Engine;
 
@@ -16,7 +16,7 @@ namespace RlMixup.Engine;
 /// </summary>
 public sealed class RunCheckpoint
 {
-    private RunCheckpoint(string modelPath, JsonElement? config, ParameterStore store, PreActResNet18 model, IReadOnlyDictionary<string, string> metadata)
+    private RunCheckpoint(string modelPath, RunSpec? config, ParameterStore store, PreActResNet18 model, IReadOnlyDictionary<string, string> metadata)
     {
         ModelPath = modelPath;
         Config = config;
@@ -28,8 +28,8 @@ public sealed class RunCheckpoint
     public string ModelPath { get; }
     /// <summary>The folder holding the model (the run folder when the model is a run's).</summary>
     public string Folder => Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
-    /// <summary>config.json beside the model, or null when there is none.</summary>
-    public JsonElement? Config { get; }
+    /// <summary>The run's specification (config.json beside the model), or null when there is none.</summary>
+    public RunSpec? Config { get; }
     public ParameterStore Store { get; }
     public PreActResNet18 Model { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
@@ -62,17 +62,8 @@ public sealed class RunCheckpoint
             throw new CliException($"--checkpoint {modelPath}: not a PreActResNet18 checkpoint ({e.Message})");
         }
 
-        JsonElement? config = null;
-        string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, "config.json");
-        if (File.Exists(configPath))
-        {
-            try
-            {
-                config = RunConfig.Read(configPath);
-                if (config.Value.ValueKind != JsonValueKind.Object) throw new JsonException("not a JSON object");
-            }
-            catch (JsonException e) { throw new CliException($"{configPath}: unreadable run configuration ({e.Message})"); }
-        }
+        string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, RunFolder.ConfigFile);
+        var config = File.Exists(configPath) ? RunSpecJson.Read(configPath) : null;
         return new RunCheckpoint(modelPath, config, store, model, metadata);
     }
 
@@ -91,13 +82,8 @@ public sealed class RunCheckpoint
         return (width, (int)linear[0], file.Tensors.ContainsKey("bn.weight"));
     }
 
-    /// <summary>A string entry of config.json, or null.</summary>
-    public string? ConfigString(string key) =>
-        Config is { } c && c.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-
-    /// <summary>An integer entry of config.json, or null.</summary>
-    public long? ConfigInteger(string key) =>
-        Config is { } c && c.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long x) ? x : null;
+    /// <summary>An integer config.json records about the run (its "recorded" object: steps_per_epoch, ppo_n_steps, …), or null.</summary>
+    public long? Recorded(string key) => RunSpecJson.ReadRecorded(Path.Combine(Folder, RunFolder.ConfigFile), key);
 
     /// <summary>
     /// The dataset to evaluate on: <paramref name="name"/> (default: the run's, else synthetic) read from
@@ -110,18 +96,14 @@ public sealed class RunCheckpoint
 
     public static Dataset LoadTestData(RunCheckpoint? run, string? name, string? dataRoot, int? maxTest)
     {
-        string? runDataset = run?.ConfigString("dataset");
-        name ??= runDataset ?? "synthetic";
+        var spec = run?.Config;
+        name ??= spec?.Data.Dataset ?? "synthetic";
         if (!Dataset.Names.Contains(name)) throw new CliException($"--dataset {name}: expected one of {string.Join(", ", Dataset.Names)}");
-        bool same = runDataset == name;
-        int? test = maxTest ?? (same ? (int?)run!.ConfigInteger("test_images") : null);
+        bool same = spec?.Data.Dataset == name;
+        int? test = maxTest ?? (same ? spec!.Data.MaxTestImages : null);
         if (name == "synthetic")
-        {
-            int classes = same ? (int)(run!.ConfigInteger("classes") ?? 10) : 10;
-            ulong seed = same && run!.Config!.Value.TryGetProperty("data_seed", out var s) && s.TryGetUInt64(out ulong u) ? u : 0;
-            return SyntheticData.Generate(train: 0, test: test ?? 2_000, classes, seed);
-        }
-        string root = dataRoot ?? (same ? run!.ConfigString("data_folder") : null) ?? "data";
+            return SyntheticData.Generate(train: 0, test: test ?? 2_000, seed: same ? spec!.Data.SyntheticSeed ?? spec.Seed : 0);
+        string root = dataRoot ?? (same ? spec!.Data.Folder : null) ?? "data";
         return Dataset.Load(name, root, maxTrain: 0, maxTest: test);
     }
 }

@@ -4,6 +4,7 @@ using RlMixup.Engine.Data;
 using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
+using RlMixup.Engine.Runs;
 
 namespace RlMixup.Engine.Bench;
 
@@ -77,11 +78,13 @@ public static class StepBench
             throw new ArgumentException($"--epoch-images {o.EpochImages}: at least one batch of {o.Batch}, or 0 to skip the epoch");
         if (o.PpoRollout < 1 || o.PpoRepeats < 1) throw new ArgumentException("the PPO rollout and repeats must be at least 1");
 
-        var ppoConfig = new PpoConfig();
-        var config = new TrainConfig
+        var agentSpec = o.AgentSizes is { } z
+            ? new AgentSpec { Conv = z.ConvChannels, Features = z.Features, PolicyHidden = z.PolicyHidden, ValueHidden = z.ValueHidden }
+            : new AgentSpec();
+        var config = new RunSpec
         {
             // Two epochs so that even a one-batch epoch has a valid one-cycle schedule; the bench times epoch 1.
-            Epochs = 2, BatchSize = o.Batch, Width = o.Width, Policy = MixPolicy.Rl, Seed = o.Seed, AgentSizes = o.AgentSizes,
+            Epochs = 2, Batch = o.Batch, Model = new ModelSpec { Width = o.Width }, Seed = o.Seed, Agent = agentSpec,
         };
         // Synthetic images of CIFAR's shape: the epoch's training images and the reward's 1,000 test images.
         int trainImages = Math.Max(o.EpochImages, o.Batch);
@@ -89,15 +92,17 @@ public static class StepBench
         var data = SyntheticData.Generate(trainImages, BenchResult.RewardImages, o.Classes, o.Seed);
         using var trainer = new Trainer(backend, data, config);
         var rng = new Rng(o.Seed + 7);
-        using var loader = DataLoader.Training(BatchSources.Create(backend, data.Train), o.Batch, config.Augmentation);
+        using var loader = DataLoader.Training(BatchSources.Create(backend, data.Train), o.Batch, config.Data.Augmentation);
         using var trainData = loader.Source as IDisposable;
         var test = BatchSources.Create(backend, data.Test);
         using var testData = test as IDisposable;
         int[] rewardIndices = [.. Enumerable.Range(0, BenchResult.RewardImages)];
         var patches = config.Mix.Patches;
         int rollout = Math.Max(o.PpoRollout, o.Warmup + o.Steps);
-        using var agent = new PpoAgent(backend, ppoConfig with { NSteps = rollout, NEpochs = 1, Seed = o.Seed + 1 },
-            new Shape(o.Batch, patches, patches), o.Batch, config.Mix.Actions, o.AgentSizes);
+        // One PPO epoch over a rollout of `rollout` observations: the spec's agent with a rollout of that many one-step epochs.
+        var ppoSpec = config with { Agent = agentSpec with { NEpochs = 1, RolloutEpochs = rollout } };
+        using var agent = RunFactory.Agent(backend, ppoSpec, stepsPerEpoch: 1);
+        int ppoEpochs = new AgentSpec().NEpochs;
         var loss = new SoftTargetLoss();
 
         string[] names = ["data", "saliency", "policy", "mask_mix", "train"];
@@ -160,7 +165,7 @@ public static class StepBench
             long t0 = Stopwatch.GetTimestamp();
             agent.Update(null);
             backend.Synchronize();
-            if (repeat > 0) ppoSamples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds * ppoConfig.NEpochs / rollout);
+            if (repeat > 0) ppoSamples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds * ppoEpochs / rollout);
         }
         fill.Dispose();
 
@@ -176,7 +181,7 @@ public static class StepBench
         }
 
         var phases = names.Select(n => Timing(n, samples[n], PhaseNote(n))).ToList();
-        phases.Add(Timing("ppo", ppoSamples, $"one epoch over {rollout} observations × {ppoConfig.NEpochs} epochs / {rollout} steps"));
+        phases.Add(Timing("ppo", ppoSamples, $"one epoch over {rollout} observations × {ppoEpochs} epochs / {rollout} steps"));
         phases.Add(Timing("reward", rewardSamples, $"top-1 on {BenchResult.RewardImages} images / {BenchResult.RewardInterval} steps"));
         double ppoMedian = phases[^2].MedianMs, rewardMedian = phases[^1].MedianMs;
         phases.Add(Timing("total", [.. totals.Select(t => t + ppoMedian + rewardMedian)], "one RL-Mixup step, amortised updates included"));

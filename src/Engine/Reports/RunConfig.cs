@@ -21,6 +21,14 @@ public static class RunConfig
         MixupFigure.WriteAtomically(path, ms.ToArray());
     }
 
+    /// <summary>The values as a JSON object node, written as <see cref="Write"/> writes them.</summary>
+    public static System.Text.Json.Nodes.JsonNode ToNode(IEnumerable<KeyValuePair<string, object?>> values)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms)) Value(w, values.ToList());
+        return System.Text.Json.Nodes.JsonNode.Parse(ms.ToArray())!;
+    }
+
     /// <summary>Reads a written config back (a detached JSON element).</summary>
     public static JsonElement Read(string path)
     {

@@ -466,7 +466,7 @@ public static class SelfTestCases
         store.Materialize(c.B, c.Rng);
         ulong seed = c.Rng.NextULong();
         using var agent = new PpoAgent(c.B, new PpoConfig { NSteps = 4, BatchSize = 2, NEpochs = 1, Seed = seed }, new Shape(n, 16, 16), n, 10);
-        var mixer = new BatchMixer(c.B, model, MixPolicy.Rl, new MixOptions(), new Rng(seed + 1), agent);
+        var mixer = new BatchMixer(c.B, model, new Runs.MixSpec(), new Rng(seed + 1), agent);
         var x = c.R(new Shape(n, 3, 32, 32), 2f);
         var batch = mixer.Mix(x, c.T(new Shape(n, 10), c.SoftTargets(n, 10)));
         c.Record("saliency maps:maps", batch.Observation!);

@@ -2,6 +2,7 @@ using RlMixup.Core;
 using RlMixup.Core.Mixup;
 using RlMixup.Models;
 using RlMixup.Ppo;
+using RlMixup.Engine.Runs;
 
 namespace RlMixup.Engine.Training;
 
@@ -15,26 +16,9 @@ public enum MixPolicy
     /// <summary>Zhang et al.'s input mixup with one Beta(α, α) draw per batch.</summary>
     InputMixup,
     /// <summary>CutMix with one box per batch, λ corrected by the box's area.</summary>
-    CutMix,
+    Cutmix,
     /// <summary>Plain training on the clean batch.</summary>
     None,
-}
-
-/// <summary>Mixing options; the defaults are the paper's.</summary>
-public sealed record MixOptions
-{
-    /// <summary>Saliency cells per side: 16 (paper) or 8 (the authors' code).</summary>
-    public int Patches { get; init; } = 16;
-    /// <summary>Dirichlet(α, α) concentration of RL-Mixup's (λ1, λ2).</summary>
-    public double Alpha { get; init; } = 0.5;
-    /// <summary>One (λ1, λ2) per image instead of one per batch.</summary>
-    public bool DirichletPerImage { get; init; }
-    /// <summary>Beta(α, α) of the input-mixup and CutMix baselines (1 is the usual CIFAR choice).</summary>
-    public double BaselineAlpha { get; init; } = 1.0;
-    /// <summary>Whether the saliency pass (training-mode BN) also updates the BN running statistics (the authors' code: yes).</summary>
-    public bool SaliencyUpdatesBnStats { get; init; } = true;
-    /// <summary>Number of discrete actions; action a selects the percentile q = a·99/(Actions−1), i.e. 11·a for 10.</summary>
-    public int Actions { get; init; } = 10;
 }
 
 /// <summary>
@@ -67,23 +51,20 @@ public sealed class BatchMixer
     private readonly SoftTargetLoss _saliencyLoss = new();
     private Tensor? _mixed, _mixedTargets, _maps, _masks, _thresholds, _fractions;
 
-    public BatchMixer(IBackend backend, PreActResNet18 model, MixPolicy policy, MixOptions options, Rng rng, PpoAgent? agent)
+    public BatchMixer(IBackend backend, PreActResNet18 model, MixSpec options, Rng rng, PpoAgent? agent)
     {
-        if (policy == MixPolicy.Rl && agent == null) throw new ArgumentException("the rl policy needs a PPO agent");
+        if (options.Policy == MixPolicy.Rl && agent == null) throw new ArgumentException("the rl policy needs a PPO agent");
         if (options.Actions < 2) throw new ArgumentOutOfRangeException(nameof(options), "at least two actions are needed");
         _b = backend;
         _model = model;
-        Policy = policy;
+        Policy = options.Policy;
         Options = options;
         _rng = rng;
         _agent = agent;
     }
 
     public MixPolicy Policy { get; }
-    public MixOptions Options { get; }
-
-    /// <summary>The percentile of action a: linspace(0, 99, Actions)[a].</summary>
-    public float Percentile(int action) => 99f * action / (Options.Actions - 1);
+    public MixSpec Options { get; }
 
     /// <summary>Mixes a clean, augmented batch x (B,3,H,W) with soft targets (B,K).</summary>
     public MixedBatch Mix(Tensor x, Tensor targets)
@@ -97,15 +78,17 @@ public sealed class BatchMixer
             {
                 var (mixed, mixedTargets) = Outputs(x, targets);
                 int[] perm = _rng.Permutation(n);
-                float lambda = (float)_rng.Beta(Options.BaselineAlpha, Options.BaselineAlpha);
+                float lambda = (float)_rng.Beta(Options.MixupAlpha, Options.MixupAlpha);
                 _b.InputMixup(mixed, mixedTargets, x, targets, perm, lambda);
                 return new MixedBatch(mixed, mixedTargets, null, null, new MixDraws(perm, [lambda], null, null));
             }
-            case MixPolicy.CutMix:
+            case MixPolicy.Cutmix:
             {
+                // Yun et al.: a uniform draw decides first whether the batch is mixed (no draw when every batch is).
+                if (Options.CutmixProb < 1 && !(_rng.NextDouble() < Options.CutmixProb)) return new MixedBatch(x, targets, null, null);
                 var (mixed, mixedTargets) = Outputs(x, targets);
                 int[] perm = _rng.Permutation(n);
-                double lambda = _rng.Beta(Options.BaselineAlpha, Options.BaselineAlpha);
+                double lambda = _rng.Beta(Options.CutmixAlpha, Options.CutmixAlpha);
                 var box = CutBox.Sample(_rng, lambda, x.Shape.H, x.Shape.W);
                 _b.CutMix(mixed, mixedTargets, x, targets, perm, box);
                 return new MixedBatch(mixed, mixedTargets, null, null, new MixDraws(perm, [(float)lambda], box, null));
@@ -159,7 +142,7 @@ public sealed class BatchMixer
         if (actions.Length != n) throw new ArgumentException($"{actions.Length} actions for a batch of {n}");
         var masks = Ensure(ref _masks, maps.Shape);
         var thresholds = Ensure(ref _thresholds, new Shape(n));
-        _b.PercentileMasks(masks, thresholds, maps, [.. actions.Select(Percentile)]);
+        _b.PercentileMasks(masks, thresholds, maps, [.. actions.Select(Options.Percentile)]);
         int[] perm = _rng.Permutation(n);
         float[] lambda1 = [.. Enumerable.Range(0, Options.DirichletPerImage ? n : 1).Select(_ => (float)_rng.Beta(Options.Alpha, Options.Alpha))];
         var (mixed, mixedTargets) = Outputs(x, targets);

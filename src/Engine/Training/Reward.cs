@@ -3,31 +3,44 @@ namespace RlMixup.Engine.Training;
 /// <summary>What the agent is rewarded by (method notes, "Reward").</summary>
 public enum RewardKind
 {
-    /// <summary>Eq. 5: the scaled change of held-out accuracy every <see cref="TrainConfig.RewardInterval"/> steps (the paper).</summary>
+    /// <summary>Eq. 5: the scaled change of held-out accuracy every <see cref="Runs.RewardSpec.Interval"/> steps (the paper).</summary>
     Accuracy,
     /// <summary>Option (C): every step, the cosine similarity of the clean and the mixed batch's pooled input-gradient maps.</summary>
     GradSim,
 }
 
+/// <summary>How a measured accuracy becomes the accuracy reward (the paper's §5.6 compares the two).</summary>
+public enum RewardForm
+{
+    /// <summary>Eq. 5: r = (k/K)·(v − V), the scaled change since the last reward.</summary>
+    Eq5,
+    /// <summary>r = v: the held-out accuracy itself.</summary>
+    Raw,
+}
+
 /// <summary>
-/// The paper's reward (eq. 5): every <see cref="Interval"/> steps, r = (k/K)·(v − V), with v the
-/// top-1 accuracy on a fresh uniform sample of the held-out set, k the 1-based epoch, K the number
-/// of epochs and V the previous v (initially 0); then V = v. Every other step earns 0.
+/// The accuracy reward. Every <see cref="Interval"/> steps (or, with <see cref="AtEpisodeEnd"/>, on
+/// each epoch's last step only: the paper's §5.6 ablation) the trainer measures v, the top-1 on a
+/// fresh uniform sample of the held-out set. Eq. 5 (the paper) rewards r = (k/K)·(v − V), with k the
+/// 1-based epoch, K the number of epochs and V the previous v (initially 0); the raw form (§5.6)
+/// rewards r = v. Then V = v. Every other step earns 0.
 /// </summary>
-public sealed class RewardTracker(int interval = 50)
+public sealed class RewardTracker(int interval = 50, RewardForm form = RewardForm.Eq5, bool atEpisodeEnd = false)
 {
     public int Interval { get; } = interval > 0 ? interval : throw new ArgumentOutOfRangeException(nameof(interval), "the reward interval must be positive");
+    public RewardForm Form { get; } = form;
+    public bool AtEpisodeEnd { get; } = atEpisodeEnd;
     /// <summary>V: the accuracy measured at the last reward step.</summary>
     public double Previous { get; set; }
 
-    /// <summary>True when the 1-based global step earns a measured reward.</summary>
-    public bool IsRewardStep(long step) => step % Interval == 0;
+    /// <summary>True when the 1-based global step earns a measured reward; <paramref name="episodeEnd"/>: it is its epoch's last.</summary>
+    public bool IsRewardStep(long step, bool episodeEnd = false) => AtEpisodeEnd ? episodeEnd : step % Interval == 0;
 
     /// <summary>r for a measured accuracy v at 1-based epoch k of K; updates V.</summary>
     public double Reward(double accuracy, int epoch, int epochs)
     {
         if (epoch < 1 || epoch > epochs) throw new ArgumentOutOfRangeException(nameof(epoch), $"epoch {epoch} is outside 1..{epochs}");
-        double r = (double)epoch / epochs * (accuracy - Previous);
+        double r = Form == RewardForm.Raw ? accuracy : (double)epoch / epochs * (accuracy - Previous);
         Previous = accuracy;
         return r;
     }

@@ -4,6 +4,8 @@ using RlMixup.Core.IO;
 using RlMixup.Engine.Data;
 using RlMixup.Models;
 
+using RlMixup.Engine.Runs;
+
 namespace RlMixup.Engine.Training;
 
 /// <summary>
@@ -70,7 +72,7 @@ public sealed class StepTrace
     }
 
     /// <summary>After the optimiser step: the batch, the mix, the loss, and at full steps the gradient and the new state.</summary>
-    internal void After(long step, Batch batch, MixedBatch mixed, double loss, Sgd sgd, ParameterStore store, PreActResNet18 model, TrainConfig config)
+    internal void After(long step, Batch batch, MixedBatch mixed, double loss, Sgd sgd, ParameterStore store, PreActResNet18 model, RunSpec config)
     {
         var t = _pending;
         t.Add(Floats("x", batch.X));
@@ -110,8 +112,8 @@ public sealed class StepTrace
             ["momentum"] = sgd.Momentum.ToString("R", CultureInfo.InvariantCulture),
             ["weight_decay"] = sgd.WeightDecay.ToString("R", CultureInfo.InvariantCulture),
             ["nesterov"] = sgd.Nesterov ? "true" : "false",
-            ["policy"] = config.Policy.ToString(),
-            ["val_from_train"] = config.ValFromTrain?.ToString(CultureInfo.InvariantCulture) ?? "",
+            ["policy"] = Names.Of(config.Mix.Policy),
+            ["val_from_train"] = config.Data.ValFromTrain?.ToString(CultureInfo.InvariantCulture) ?? "",
             ["saliency_updates_bn_stats"] = config.Mix.SaliencyUpdatesBnStats ? "true" : "false",
             ["full"] = IsFull(step) ? "true" : "false",
         };

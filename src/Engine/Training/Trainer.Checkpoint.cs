@@ -48,7 +48,7 @@ public sealed partial class Trainer
         };
         if (_epoch is { } e)
         {
-            int bs = Config.BatchSize;
+            int bs = Config.Batch;
             var plan = new float[e.Plan.Count * bs];
             for (int b = 0; b < e.Plan.Count; b++)
                 for (int i = 0; i < bs; i++) plan[b * bs + i] = ExactIndex(e.Plan[b][i]);
@@ -103,7 +103,7 @@ public sealed partial class Trainer
             long done = ExactFloats.ToLong(Get(file, "epoch.steps_done", 4, path), "epoch.steps_done");
             if (number != epoch + 1 || number > Config.Epochs || done < 1 || done >= batches || step != epoch * batches + done)
                 throw new InvalidDataException($"{path}: step {done} of epoch {number} (global step {step}) does not fit a run of {Config.Epochs} epochs of {batches} batches after epoch {epoch}");
-            int bs = Config.BatchSize, n = _train.Source.Count;
+            int bs = Config.Batch, n = _train.Source.Count;
             var flat = Get(file, "epoch.plan", (int)batches * bs, path);
             var plan = new List<int[]>((int)batches);
             for (int b = 0; b < batches; b++)

@@ -3,46 +3,9 @@ using RlMixup.Core;
 using RlMixup.Engine.Data;
 using RlMixup.Models;
 using RlMixup.Ppo;
+using RlMixup.Engine.Runs;
 
 namespace RlMixup.Engine.Training;
-
-/// <summary>Everything a training run is configured by; defaults are the paper's CIFAR-100 setup.</summary>
-public sealed record TrainConfig
-{
-    public int Epochs { get; init; } = 300;
-    public int BatchSize { get; init; } = 100;
-    public int Width { get; init; } = 64;
-    public MixPolicy Policy { get; init; } = MixPolicy.Rl;
-    public ulong Seed { get; init; }
-    public MixOptions Mix { get; init; } = new();
-    public Augmentation Augmentation { get; init; } = Augmentation.Default;
-    /// <summary>The agent's reward: eq. 5's accuracy change (the paper) or grad-sim, every step (rl policy only).</summary>
-    public RewardKind Reward { get; init; } = RewardKind.Accuracy;
-    /// <summary>Steps between rewards (eq. 5).</summary>
-    public int RewardInterval { get; init; } = 50;
-    /// <summary>Share of the held-out set sampled, uniformly and afresh, for each reward.</summary>
-    public double RewardSample { get; init; } = 0.1;
-    public double MaxLr { get; init; } = 0.2;
-    public double DivFactor { get; init; } = 50;
-    public double FinalDivFactor { get; init; } = 2;
-    public double PctStart { get; init; } = 1.0 / 3;
-    public float Momentum { get; init; } = 0.9f;
-    public bool CycleMomentum { get; init; }
-    public float WeightDecay { get; init; } = 1e-4f;
-    /// <summary>
-    /// Hold out this many training images (chosen by seed) for the reward instead of using the test
-    /// set as the paper does; the classifier then trains on the rest. Use it in any honest comparison.
-    /// </summary>
-    public int? ValFromTrain { get; init; }
-    /// <summary>The agent's configuration; n_steps is set to two epochs of batches.</summary>
-    public PpoConfig Ppo { get; init; } = new();
-    public ActorCriticSizes? AgentSizes { get; init; }
-    /// <summary>
-    /// A safetensors file (PyTorch state-dict names) the classifier starts from instead of its seeded
-    /// initialisation. The initialisation is still drawn, so every later random draw is the same.
-    /// </summary>
-    public string? InitWeights { get; init; }
-}
 
 /// <summary>A non-finite training loss: the run stops at once with one line (exit code 1), keeping its last checkpoint.</summary>
 public sealed class TrainingDivergedException(string message) : Exception(message);
@@ -84,44 +47,38 @@ public sealed partial class Trainer : IDisposable
     private Tensor? _mixedMaps;
     private float[] _cleanMapsHost = [], _mixedMapsHost = [];
 
-    public Trainer(IBackend backend, Dataset data, TrainConfig config)
+    public Trainer(IBackend backend, Dataset data, RunSpec spec)
     {
+        spec.Validated("run configuration");
         ImageSet? heldOut = null;
-        if (config.ValFromTrain is int n)
+        if (spec.Data.ValFromTrain is int n)
         {
             if (n < 1 || n >= data.Train.Count)
                 throw new ArgumentException($"--val-from-train {n}: must be between 1 and {data.Train.Count - 1} for {data.Train.Count} training images");
-            (var rest, heldOut) = Split.HoldOut(data.Train, n, config.Seed);
+            (var rest, heldOut) = Split.HoldOut(data.Train, n, spec.Seed);
             data = data with { Train = rest };
         }
         _b = backend;
-        Config = config;
+        Config = spec;
         Data = data;
-        _rng = new Rng(config.Seed);
-        Store = new ParameterStore();
-        Model = new PreActResNet18(Store, config.Width, data.Classes);
-        Store.Materialize(backend, _rng);
-        if (config.InitWeights != null) ModelSafetensors.Load(config.InitWeights, Store);
-        _train = DataLoader.Training(BatchSources.Create(backend, data.Train), config.BatchSize, config.Augmentation);
+        _rng = new Rng(spec.Seed);
+        (Store, Model) = RunFactory.Classifier(backend, spec, data.Classes, _rng);
+        _train = DataLoader.Training(BatchSources.Create(backend, data.Train), spec.Batch, spec.Data.Augmentation);
         if (_train.BatchesPerEpoch < 1)
-            throw new ArgumentException($"{data.Name}: {data.Train.Count} training images make no full batch of {config.BatchSize}");
+            throw new ArgumentException($"{data.Name}: {data.Train.Count} training images make no full batch of {spec.Batch}");
         _test = BatchSources.Create(backend, data.Test);
         _heldOut = heldOut == null ? _test : BatchSources.Create(backend, heldOut);
-        Schedule = OneCycleSchedule.FromEpochs(config.Epochs, _train.BatchesPerEpoch, config.MaxLr, config.DivFactor, config.FinalDivFactor,
-            config.PctStart, config.CycleMomentum);
-        Sgd = new Sgd(Store, (float)Schedule.LearningRate(0), config.Momentum, config.WeightDecay, nesterov: true);
-        if (config.Reward != RewardKind.Accuracy && config.Policy != MixPolicy.Rl)
-            throw new ArgumentException($"the {config.Reward} reward needs the rl policy, not {config.Policy}");
-        if (config.Policy == MixPolicy.Rl)
-            Agent = new PpoAgent(backend, config.Ppo with { NSteps = 2 * _train.BatchesPerEpoch, Seed = config.Seed + 1 },
-                new Shape(config.BatchSize, config.Mix.Patches, config.Mix.Patches), config.BatchSize, config.Mix.Actions, config.AgentSizes);
-        Mixer = new BatchMixer(backend, Model, config.Policy, config.Mix, _rng, Agent);
-        _reward = new RewardTracker(config.RewardInterval);
-        _evalX = backend.Allocate(new Shape(config.BatchSize, 3, ImageSet.Height, ImageSet.Width));
-        _evalY = backend.Allocate(new Shape(config.BatchSize, data.Classes));
+        Schedule = RunFactory.Schedule(spec, _train.BatchesPerEpoch);
+        Sgd = RunFactory.Optimizer(spec, Store, Schedule);
+        if (spec.Mix.Policy == MixPolicy.Rl) Agent = RunFactory.Agent(backend, spec, _train.BatchesPerEpoch);
+        Mixer = new BatchMixer(backend, Model, spec.Mix, _rng, Agent);
+        _reward = new RewardTracker(spec.Reward.Interval, spec.Reward.Form, spec.Reward.AtEpisodeEnd);
+        _evalX = backend.Allocate(new Shape(spec.Batch, 3, ImageSet.Height, ImageSet.Width));
+        _evalY = backend.Allocate(new Shape(spec.Batch, data.Classes));
     }
 
-    public TrainConfig Config { get; }
+    /// <summary>The run's specification.</summary>
+    public RunSpec Config { get; }
     public Dataset Data { get; }
     public ParameterStore Store { get; }
     public PreActResNet18 Model { get; }
@@ -163,7 +120,7 @@ public sealed partial class Trainer : IDisposable
         var e = _epoch ??= new EpochProgress(epoch, _train.Plan(_rng), Config.Mix.Actions);
         int steps = _train.BatchesPerEpoch, first = e.Done;
         var clock = Stopwatch.StartNew();
-        bool gradSim = Agent != null && Config.Reward == RewardKind.GradSim;
+        bool gradSim = Agent != null && Config.Reward.Kind == RewardKind.GradSim;
         while (e.Done < steps)
         {
             var batch = _train.FillBatch(e.Plan, e.Done, _rng);
@@ -179,7 +136,7 @@ public sealed partial class Trainer : IDisposable
             if (!float.IsFinite(loss))
                 throw new TrainingDivergedException(
                     $"epoch {epoch}, step {e.Done + 1} of {steps} (global step {_step}): the training loss is {loss}: training diverged. " +
-                    $"The checkpoint of the last finished epoch is kept; lower the peak learning rate (--lr-max, {Config.MaxLr}) and train again");
+                    $"The checkpoint of the last finished epoch is kept; lower the peak learning rate (--lr-max, {Config.Optim.LrMax}) and train again");
             e.LossSum += loss;
             var mixedInputGrad = Model.Backward(_loss.Backward(), inputGrad: gradSim);
             double gradSimReward = gradSim ? GradSim(mixed.Observation!, mixedInputGrad!) : 0;
@@ -197,7 +154,7 @@ public sealed partial class Trainer : IDisposable
                     e.RewardSum += r;
                     e.Rewards++;
                 }
-                else if (_reward.IsRewardStep(_step))
+                else if (_reward.IsRewardStep(_step, episodeEnd: e.Done == steps))
                 {
                     r = _reward.Reward(SampleTop1(), epoch, Config.Epochs);
                     e.RewardSum += r;
@@ -210,7 +167,7 @@ public sealed partial class Trainer : IDisposable
             {
                 double s = clock.Elapsed.TotalSeconds;
                 Progress(new StepProgress(epoch, Config.Epochs, e.Done, steps, _step, e.LossSum / e.Done, Sgd.LearningRate, LastTestTop1,
-                    [.. e.Histogram], s > 0 ? (e.Done - first) * Config.BatchSize / s : 0));
+                    [.. e.Histogram], s > 0 ? (e.Done - first) * Config.Batch / s : 0));
             }
             if (e.Done < steps && stop.IsCancellationRequested)
             {
@@ -223,7 +180,7 @@ public sealed partial class Trainer : IDisposable
         double top1 = Top1(_test, Enumerable.Range(0, _test.Count).ToArray());
         LastTestTop1 = top1;
         return new EpochResult(epoch, e.LossSum / steps, top1, Sgd.LearningRate, e.Histogram, e.Rewards > 0 ? e.RewardSum / e.Rewards : 0, e.Rewards, e.Ppo,
-            seconds, steps * Config.BatchSize / seconds);
+            seconds, steps * Config.Batch / seconds);
     }
 
     /// <summary>
@@ -243,7 +200,7 @@ public sealed partial class Trainer : IDisposable
     /// <summary>v of eq. 5: top-1 on a fresh uniform sample (without replacement) of the held-out set.</summary>
     private double SampleTop1()
     {
-        int n = Math.Max(1, (int)Math.Round(Config.RewardSample * _heldOut.Count));
+        int n = Math.Max(1, (int)Math.Round(Config.Reward.ValFraction * _heldOut.Count));
         int[] perm = _rng.Permutation(_heldOut.Count);
         return Top1(_heldOut, perm.AsSpan(0, n).ToArray());
     }
@@ -251,7 +208,7 @@ public sealed partial class Trainer : IDisposable
     /// <summary>Top-1 of the classifier in eval mode, without mixing, over the given images.</summary>
     public double Top1(IBatchSource source, int[] indices)
     {
-        int correct = 0, bs = Config.BatchSize;
+        int correct = 0, bs = Config.Batch;
         var logitsHost = new float[bs * source.Classes];
         var labels = new byte[bs];
         for (int start = 0; start < indices.Length; start += bs)

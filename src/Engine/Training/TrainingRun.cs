@@ -4,6 +4,7 @@ using RlMixup.Core.IO;
 using RlMixup.Engine.Data;
 using RlMixup.Engine.Reports;
 using RlMixup.Models;
+using RlMixup.Engine.Runs;
 
 namespace RlMixup.Engine.Training;
 
@@ -14,16 +15,9 @@ namespace RlMixup.Engine.Training;
 /// model.safetensors (PyTorch names) after every epoch. Every file is written to a temporary name and
 /// renamed; state.rlmt is renamed before model.safetensors, and a resume trusts state.rlmt alone.
 /// </summary>
-public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig config, string folder, TextWriter log)
+public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, string folder, TextWriter log)
 {
     public string Folder { get; } = folder;
-
-    /// <summary>The folder the dataset was read from (recorded in config.json so that `resume` can read it again).</summary>
-    public string? DataFolder { get; init; }
-    /// <summary>The seed synthetic data was generated with (recorded in config.json).</summary>
-    public ulong DataSeed { get; init; } = config.Seed;
-    /// <summary>Whether the backend may use TF32 tensor cores (recorded in config.json; only the CUDA backend reads it).</summary>
-    public bool Tf32 { get; init; } = true;
 
     /// <summary>Handed a snapshot after every training step (see <see cref="Trainer.Progress"/>).</summary>
     public Action<StepProgress>? Progress { get; init; }
@@ -61,9 +55,9 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
             done = trainer.LoadState(Folder);
             RemoveStaleTemporaries();
         }
-        else RunConfig.Write(Path.Combine(Folder, "config.json"), Describe(trainer));
+        else RunSpecJson.Write(Path.Combine(Folder, RunFolder.ConfigFile), Recorded(config, backend), Describe(trainer));
         log.WriteLine($"run folder {Path.GetFullPath(Folder)}");
-        log.WriteLine($"{data.Describe()}; policy {config.Policy.ToString().ToLowerInvariant()}{(trainer.Agent != null ? $" (reward {RewardName(config.Reward)})" : "")}, width {config.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
+        log.WriteLine($"{data.Describe()}; policy {Names.Of(config.Mix.Policy)}{(trainer.Agent != null ? $" (reward {Names.Of(config.Reward.Kind)})" : "")}, width {config.Model.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
         using var metrics = MetricsLog.Open(Path.Combine(Folder, "metrics.jsonl"), resume ? done : null);
         if (resume)
         {
@@ -88,7 +82,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
                 return metrics.Epochs;
             }
             if (!double.IsFinite(r.TrainLoss))
-                throw new TrainingDivergedException($"epoch {epoch}: the training loss is {r.TrainLoss}: training diverged; lower the peak learning rate (--lr-max, {config.MaxLr}) and train again");
+                throw new TrainingDivergedException($"epoch {epoch}: the training loss is {r.TrainLoss}: training diverged; lower the peak learning rate (--lr-max, {config.Optim.LrMax}) and train again");
             metrics.Append(ToMetrics(r));
             TrainingPlots.WriteCurves(Path.Combine(Folder, "curves.png"), metrics.Epochs);
             TrainingPlots.WriteActionHeatmap(Path.Combine(Folder, "actions.png"), metrics.Epochs);
@@ -122,7 +116,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
 
     private void WriteModel(Trainer trainer, int epoch) =>
         ModelSafetensors.Write(Path.Combine(Folder, "model.safetensors"), trainer.Store, (long)epoch * trainer.BatchesPerEpoch,
-            new Dictionary<string, string> { ["epoch"] = epoch.ToString(), ["dataset"] = data.Name, ["policy"] = config.Policy.ToString() });
+            new Dictionary<string, string> { ["epoch"] = epoch.ToString(), ["dataset"] = data.Name, ["policy"] = Names.Of(config.Mix.Policy) });
 
     /// <summary>The epoch in model.safetensors' metadata, or null when the file is missing or unreadable.</summary>
     private static int? ModelEpoch(string path)
@@ -134,9 +128,6 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         catch (InvalidDataException) { return null; }
     }
 
-    /// <summary>The reward's name in config.json and on the command line: accuracy or grad-sim.</summary>
-    public static string RewardName(RewardKind reward) => reward == RewardKind.GradSim ? "grad-sim" : "accuracy";
-
     private static EpochMetrics ToMetrics(EpochResult r) => new(r.Epoch, r.TrainLoss, r.TestTop1, r.LearningRate,
         [.. r.ActionHistogram.Select(c => (long)c)], r.RewardMean,
         r.Ppo == null ? null : new Dictionary<string, double>
@@ -147,29 +138,24 @@ public sealed class TrainingRun(IBackend backend, Dataset data, TrainConfig conf
         r.Seconds)
     { Extra = new Dictionary<string, double> { ["images_per_s"] = r.ImagesPerSecond, ["rewards"] = r.Rewards } };
 
-    private IEnumerable<KeyValuePair<string, object?>> Describe(Trainer t)
+    /// <summary>
+    /// The spec as config.json records it: the data folder made absolute and the device resolved to
+    /// the backend in use (cpu or cuda), so that `resume` finds both again from anywhere.
+    /// </summary>
+    public static RunSpec Recorded(RunSpec spec, IBackend backend) => spec with
     {
-        var c = config;
+        Data = spec.Data.Dataset == "synthetic" ? spec.Data : spec.Data with { Folder = Path.GetFullPath(spec.Data.Folder) },
+        Device = spec.Device with { Name = backend is Core.Cpu.CpuBackend ? "cpu" : "cuda" },
+    };
+
+    /// <summary>config.json's "recorded" object: what the run found (the data as loaded, the device, the derived sizes) and the versions.</summary>
+    private Dictionary<string, object?> Describe(Trainer t)
+    {
         var values = new Dictionary<string, object?>
         {
-            ["dataset"] = data.Name, ["data_source"] = data.Source, ["train_images"] = data.Train.Count, ["val_from_train"] = c.ValFromTrain, ["test_images"] = data.Test.Count,
-            ["classes"] = data.Classes, ["device"] = backend.Name, ["tf32"] = Tf32, ["seed"] = c.Seed, ["policy"] = c.Policy.ToString().ToLowerInvariant(),
-            ["epochs"] = c.Epochs, ["batch"] = c.BatchSize, ["width"] = c.Width, ["steps_per_epoch"] = t.BatchesPerEpoch,
-            ["patches"] = c.Mix.Patches, ["actions"] = c.Mix.Actions, ["alpha"] = c.Mix.Alpha, ["dirichlet_per_image"] = c.Mix.DirichletPerImage,
-            ["baseline_alpha"] = c.Mix.BaselineAlpha, ["saliency_updates_bn_stats"] = c.Mix.SaliencyUpdatesBnStats,
-            ["crop_pad"] = c.Augmentation.Padding, ["flip"] = c.Augmentation.Flip,
-            ["reward"] = RewardName(c.Reward), ["reward_interval"] = c.RewardInterval, ["reward_sample"] = c.RewardSample, ["held_out"] = c.ValFromTrain is int v ? $"{v} training images" : "test set",
-            ["max_lr"] = c.MaxLr, ["div_factor"] = c.DivFactor, ["final_div_factor"] = c.FinalDivFactor, ["pct_start"] = c.PctStart,
-            ["momentum"] = c.Momentum, ["cycle_momentum"] = c.CycleMomentum, ["weight_decay"] = c.WeightDecay, ["nesterov"] = true, ["init_weights"] = c.InitWeights,
-            ["ppo_n_steps"] = t.Agent?.Config.NSteps, ["ppo_batch_size"] = c.Ppo.BatchSize, ["ppo_n_epochs"] = c.Ppo.NEpochs,
-            ["ppo_gamma"] = c.Ppo.Gamma, ["ppo_gae_lambda"] = c.Ppo.GaeLambda, ["ppo_clip_range"] = c.Ppo.ClipRange,
-            ["ppo_ent_coef"] = c.Ppo.EntCoef, ["ppo_vf_coef"] = c.Ppo.VfCoef, ["ppo_max_grad_norm"] = c.Ppo.MaxGradNorm,
-            ["ppo_learning_rate"] = c.Ppo.LearningRate, ["ppo_target_kl"] = c.Ppo.TargetKl,
-            ["ppo_normalize_advantage"] = c.Ppo.NormalizeAdvantage, ["ppo_adam_eps"] = c.Ppo.AdamEps,
-            ["data_folder"] = DataFolder == null ? null : Path.GetFullPath(DataFolder), ["data_seed"] = DataSeed,
-            ["agent_conv"] = c.AgentSizes?.ConvChannels, ["agent_features"] = c.AgentSizes?.Features,
-            ["agent_policy_hidden"] = c.AgentSizes?.PolicyHidden, ["agent_value_hidden"] = c.AgentSizes?.ValueHidden,
-            ["agent_sizes"] = c.AgentSizes == null ? "paper" : $"conv {string.Join("-", c.AgentSizes.ConvChannels)}, features {c.AgentSizes.Features}, policy {string.Join("-", c.AgentSizes.PolicyHidden)}, value {string.Join("-", c.AgentSizes.ValueHidden)}",
+            ["dataset"] = data.Describe(), ["train_images"] = t.Data.Train.Count, ["test_images"] = data.Test.Count, ["classes"] = data.Classes,
+            ["steps_per_epoch"] = t.BatchesPerEpoch, ["ppo_n_steps"] = t.Agent?.Config.NSteps, ["device"] = backend.Name,
+            ["lr_start"] = t.Schedule.InitialLr, ["lr_end"] = t.Schedule.MinLr,
         };
         foreach (var kv in RunConfig.Environment()) values[kv.Key] = kv.Value;
         return values;

@@ -7,8 +7,9 @@ using RlMixup.Engine.Reports;
 using RlMixup.Engine.Training;
 using RlMixup.Models;
 using RlMixup.Ppo;
+using RlMixup.Engine.Runs;
 
-namespace RlMixup.Engine;
+namespace RlMixup.Engine.Commands;
 
 /// <summary>
 /// `visualize`: the Appendix B figure (<see cref="MixupFigure"/>) for N test images. The input
@@ -72,17 +73,18 @@ public static class VisualizeCommand
         }
 
         // The actions' source: the run's agent for an rl run, else uniform draws.
-        var config = run?.Config is { } json ? ReadConfig(json, run.ModelPath) : null;
-        int patches = config?.Mix.Patches ?? 16, actions = config?.Mix.Actions ?? 10;
-        float alpha = (float)(config?.Mix.Alpha ?? 0.5);
-        using var agent = config != null && config.Policy == MixPolicy.Rl ? LoadAgent(run!, config, backend, log) : null;
+        var config = run?.Config;
+        var mix = config?.Mix ?? new MixSpec();
+        int patches = mix.Patches, actions = mix.Actions;
+        float alpha = (float)mix.Alpha;
+        using var agent = config != null && config.Mix.Policy == MixPolicy.Rl ? LoadAgent(run!, config, backend, log) : null;
         int batch = agent?.ActionDims ?? samples;
         if (samples > batch)
             throw new CliException($"--samples {samples}: the run's agent acts on batches of {batch} images; ask for at most {batch}");
         if (batch > data.Test.Count)
             throw new CliException($"--samples {samples}: {data.Name}'s test split has only {data.Test.Count} images, {batch} are needed");
         if (agent == null)
-            log.WriteLine($"actions: drawn uniformly from the seeded Rng (seed {seed}){(run == null ? ", no trained agent" : $", the run's policy is {config?.Policy.ToString().ToLowerInvariant() ?? "unknown"}")}");
+            log.WriteLine($"actions: drawn uniformly from the seeded Rng (seed {seed}){(run == null ? ", no trained agent" : $", the run's policy is {(config == null ? "unknown" : Names.Of(config.Mix.Policy))}")}");
 
         // A batch of test images chosen by the seed, and the saliency pass on it.
         int[] indices = rng.Permutation(data.Test.Count)[..batch];
@@ -97,7 +99,7 @@ public static class VisualizeCommand
             chosen = agent.Predict(maps, deterministic: false);
         }
         else chosen = [.. Enumerable.Range(0, batch).Select(_ => rng.NextInt(actions))];
-        float[] percentiles = [.. chosen.Select(a => 99f * a / (actions - 1))];
+        float[] percentiles = [.. chosen.Select(mix.Percentile)];
 
         var figure = MixupFigurePipeline.Run(data.Test, indices, data.ClassNames, inputGrad, percentiles, alpha, rng, patches);
         MixupFigureLayout layout;
@@ -125,17 +127,8 @@ public static class VisualizeCommand
         return model.Backward(loss.Backward(), weightGrads: false, inputGrad: true)!.ToArray();
     }
 
-    private static TrainConfig ReadConfig(System.Text.Json.JsonElement json, string modelPath)
-    {
-        try { return ResumeCommand.ToConfig(json); }
-        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException or InvalidDataException)
-        {
-            throw new CliException($"--checkpoint {modelPath}: the config.json beside it is not a run configuration ({e.Message})");
-        }
-    }
-
     /// <summary>The run's PPO agent from state.rlmt, or null (with a note) when the run has none.</summary>
-    private static PpoAgent? LoadAgent(RunCheckpoint run, TrainConfig config, IBackend backend, TextWriter log)
+    private static PpoAgent? LoadAgent(RunCheckpoint run, RunSpec config, IBackend backend, TextWriter log)
     {
         string statePath = Path.Combine(run.Folder, Trainer.StateFile);
         if (!File.Exists(statePath))
@@ -143,10 +136,7 @@ public static class VisualizeCommand
             log.WriteLine($"the rl run has no {Trainer.StateFile}: no trained agent to ask");
             return null;
         }
-        int nSteps = (int)(run.ConfigInteger("ppo_n_steps") ?? 2 * (run.ConfigInteger("steps_per_epoch") ?? 1));
-        int p = config.Mix.Patches;
-        var agent = new PpoAgent(backend, config.Ppo with { NSteps = nSteps, Seed = config.Seed + 1 },
-            new Shape(config.BatchSize, p, p), config.BatchSize, config.Mix.Actions, config.AgentSizes);
+        var agent = RunFactory.Agent(backend, config, (int)(run.Recorded("steps_per_epoch") ?? 1));
         try
         {
             var file = TensorFile.Read(statePath);

@@ -5,7 +5,9 @@ using RlMixup.Core;
 using RlMixup.Core.Cpu;
 using RlMixup.Engine.Reports;
 
-namespace RlMixup.Engine.Bench;
+using RlMixup.Engine.Bench;
+
+namespace RlMixup.Engine.Commands;
 
 /// <summary>
 /// `bench`: the median time of each phase of one RL-Mixup step, images/s and a CIFAR-shaped epoch,

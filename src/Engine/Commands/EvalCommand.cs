@@ -5,7 +5,7 @@ using RlMixup.Core.Cpu;
 using RlMixup.Engine.Reports;
 using RlMixup.Engine.Training;
 
-namespace RlMixup.Engine;
+namespace RlMixup.Engine.Commands;
 
 /// <summary>
 /// `eval --checkpoint FILE`: a trained classifier on a test split: top-1, top-5, the mean clean

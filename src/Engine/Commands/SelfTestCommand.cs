@@ -4,7 +4,9 @@ using RlMixup.Core;
 using RlMixup.Core.Cpu;
 using RlMixup.Core.IO;
 
-namespace RlMixup.Engine.SelfTest;
+using RlMixup.Engine.SelfTest;
+
+namespace RlMixup.Engine.Commands;
 
 /// <summary>
 /// <c>selftest [--device cuda|cpu] [--no-tf32] [--seed N] [--json FILE]</c>: the table of
