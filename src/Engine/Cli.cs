@@ -22,6 +22,7 @@ public static class Cli
         root.Subcommands.Add(TrainCommands.Paper("cifar10"));
         root.Subcommands.Add(TrainCommands.Download());
         root.Subcommands.Add(ResumeCommand.Create());
+        root.Subcommands.Add(ExperimentCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(VisualizeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());

@@ -114,6 +114,74 @@ public static class TrainingPlots
         });
     }
 
+    private static readonly SKColor[] Palette =
+        [new(31, 119, 180), new(255, 127, 14), new(44, 160, 44), new(214, 39, 40), new(148, 103, 189), new(140, 86, 75), new(227, 119, 194), new(127, 127, 127), new(188, 189, 34), new(23, 190, 207)];
+
+    /// <summary>Several series against the epoch, each its mean as a line and a ±std band around it, with a legend.</summary>
+    public static void WriteBands(string path, string title, string yLabel, IReadOnlyList<(string Name, (double[] X, double[] Mean, double[] Std) Band)> series,
+        int width = 900, int height = 480) => MixupFigure.WriteAtomically(path, RenderBands(title, yLabel, series, width, height));
+
+    public static byte[] RenderBands(string title, string yLabel, IReadOnlyList<(string Name, (double[] X, double[] Mean, double[] Std) Band)> series,
+        int width = 900, int height = 480)
+    {
+        CheckSize(width, height);
+        return Render(width, height, (canvas, ink) =>
+        {
+            var plot = new SKRect(64, 30, width - 170, height - 44);
+            ink.Title(canvas, title, plot.Left, 20);
+            var all = series.SelectMany(s => s.Band.X.Select((x, i) => (x, lo: s.Band.Mean[i] - s.Band.Std[i], hi: s.Band.Mean[i] + s.Band.Std[i])))
+                .Where(p => double.IsFinite(p.lo) && double.IsFinite(p.hi)).ToList();
+            using var frame = new SKPaint { Color = Ink, Style = SKPaintStyle.Stroke, StrokeWidth = 1, IsAntialias = false };
+            canvas.DrawRect(plot, frame);
+            if (all.Count == 0) { ink.Text(canvas, "no finished runs yet", plot.MidX, plot.MidY, SKTextAlign.Center); return; }
+            double x0 = all.Min(p => p.x), x1 = Math.Max(all.Max(p => p.x), x0 + 1), y0 = all.Min(p => p.lo), y1 = all.Max(p => p.hi);
+            if (y1 - y0 < 1e-12) { y0 -= 0.5; y1 += 0.5; }
+            double pad = 0.05 * (y1 - y0);
+            y0 -= pad; y1 += pad;
+            float X(double x) => (float)(plot.Left + (x - x0) / (x1 - x0) * plot.Width);
+            float Y(double y) => (float)(plot.Bottom - (y - y0) / (y1 - y0) * plot.Height);
+            using var grid = new SKPaint { Color = Grid, StrokeWidth = 1, IsAntialias = false };
+            foreach (double t in NiceTicks(y0, y1, 6))
+            {
+                canvas.DrawLine(plot.Left, Y(t), plot.Right, Y(t), grid);
+                ink.Text(canvas, Format(t), plot.Left - 7, Y(t) + 4, SKTextAlign.Right);
+            }
+            foreach (double t in NiceTicks(x0, x1, 8).Where(t => Math.Abs(t - Math.Round(t)) < 1e-9))
+                ink.Text(canvas, Format(t), X(t), plot.Bottom + 16, SKTextAlign.Center);
+            canvas.DrawRect(plot, frame);
+            ink.Text(canvas, "epoch", plot.MidX, height - 8, SKTextAlign.Center);
+            ink.Text(canvas, yLabel, 14, plot.MidY, SKTextAlign.Center, rotate: true);
+            canvas.Save();
+            canvas.ClipRect(plot);
+            for (int k = 0; k < series.Count; k++)
+            {
+                var (xs, mean, std) = series[k].Band;
+                var color = Palette[k % Palette.Length];
+                using var band = new SKPaint { Color = color.WithAlpha(48), Style = SKPaintStyle.Fill, IsAntialias = true };
+                using var line = new SKPaint { Color = color, Style = SKPaintStyle.Stroke, StrokeWidth = 2, IsAntialias = true };
+                using var area = new SKPath();
+                using var path = new SKPath();
+                for (int i = 0; i < xs.Length; i++)
+                {
+                    if (i == 0) { area.MoveTo(X(xs[i]), Y(mean[i] + std[i])); path.MoveTo(X(xs[i]), Y(mean[i])); }
+                    else { area.LineTo(X(xs[i]), Y(mean[i] + std[i])); path.LineTo(X(xs[i]), Y(mean[i])); }
+                }
+                for (int i = xs.Length - 1; i >= 0; i--) area.LineTo(X(xs[i]), Y(mean[i] - std[i]));
+                area.Close();
+                canvas.DrawPath(area, band);
+                canvas.DrawPath(path, line);
+            }
+            canvas.Restore();
+            for (int k = 0; k < series.Count; k++)
+            {
+                using var key = new SKPaint { Color = Palette[k % Palette.Length], Style = SKPaintStyle.Fill };
+                float y = plot.Top + 10 + 20 * k;
+                canvas.DrawRect(new SKRect(plot.Right + 14, y - 6, plot.Right + 30, y + 4), key);
+                ink.Text(canvas, series[k].Name, plot.Right + 36, y + 3, SKTextAlign.Left);
+            }
+        });
+    }
+
     private static void Panel(SKCanvas canvas, PlotInk ink, SKRect area, string title, string xLabel, string yLabel,
         double[] xs, double[] ys, SKColor color, (double Lo, double Hi)? fixedRange)
     {

@@ -23,25 +23,34 @@ public static class Evaluation
     public static EvalResult Run(IBackend backend, PreActResNet18 model, ImageSet set, int batch)
     {
         if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"batch must be at least 1, got {batch}");
-        int k = set.Classes, top = Math.Min(5, k);
         var source = BatchSources.Create(backend, set);
         using var deviceData = source as IDisposable; // the dataset's device copy, on a GPU
         using var x = backend.Allocate(new Shape(batch, ImageSet.Channels, ImageSet.Height, ImageSet.Width));
-        using var y = backend.Allocate(new Shape(batch, k));
+        using var y = backend.Allocate(new Shape(batch, set.Classes));
+        return Run(model, source, [.. Enumerable.Range(0, set.Count)], x, y);
+    }
+
+    /// <summary>
+    /// The images <paramref name="indices"/> of <paramref name="source"/>, in batches as large as the
+    /// buffers <paramref name="x"/> (B,3,H,W) and <paramref name="y"/> (B,K) the caller owns.
+    /// </summary>
+    public static EvalResult Run(PreActResNet18 model, IBatchSource source, int[] indices, Tensor x, Tensor y)
+    {
+        int batch = x.Shape.N, k = source.Classes, top = Math.Min(5, k);
         var logits = new float[batch * k];
         var labels = new byte[batch];
         int correct1 = 0, correct5 = 0;
         double ce = 0;
-        for (int start = 0; start < set.Count; start += batch)
+        for (int start = 0; start < indices.Length; start += batch)
         {
-            int n = Math.Min(batch, set.Count - start);
-            var indices = Enumerable.Range(start, n).ToArray();
+            int n = Math.Min(batch, indices.Length - start);
+            var chunk = indices.AsSpan(start, n);
             Tensor xs = x, ys = y;
             if (n < batch) { xs = x.View(0, new Shape(n, ImageSet.Channels, ImageSet.Height, ImageSet.Width)); ys = y.View(0, new Shape(n, k)); }
-            source.Fill(xs, ys, indices, []);
+            source.Fill(xs, ys, chunk, []);
             var rows = logits.AsSpan(0, n * k);
             model.Forward(xs, Mode.Eval).CopyTo(rows);
-            for (int i = 0; i < n; i++) labels[i] = set.Labels[start + i];
+            for (int i = 0; i < n; i++) labels[i] = (byte)source.Label(chunk[i]);
             correct1 += Accuracy.CountCorrect(rows, labels.AsSpan(0, n), k);
             for (int i = 0; i < n; i++)
             {
@@ -50,7 +59,7 @@ public static class Evaluation
                 ce += CrossEntropy(row, labels[i]);
             }
         }
-        return new EvalResult(set.Count, correct1, correct5, set.Count == 0 ? 0 : ce / set.Count);
+        return new EvalResult(indices.Length, correct1, correct5, indices.Length == 0 ? 0 : ce / indices.Length);
     }
 
     /// <summary>The 0-based rank of class c: classes with a larger logit, or an equal one and a smaller index, come first.</summary>

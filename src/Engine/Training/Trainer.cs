@@ -21,7 +21,12 @@ public sealed record StepProgress(int Epoch, int Epochs, int Step, int StepsPerE
 
 /// <summary>One epoch's summary: what metrics.jsonl records.</summary>
 public sealed record EpochResult(int Epoch, double TrainLoss, double TestTop1, double LearningRate, int[] ActionHistogram,
-    double RewardMean, int Rewards, PpoUpdateStats? Ppo, double Seconds, double ImagesPerSecond);
+    double RewardMean, int Rewards, PpoUpdateStats? Ppo, double Seconds, double ImagesPerSecond)
+{
+    /// <summary>Test top-5 and the mean clean test cross-entropy (as `eval` computes them).</summary>
+    public double TestTop5 { get; init; } = double.NaN;
+    public double TestLoss { get; init; } = double.NaN;
+}
 
 /// <summary>
 /// Algorithm 1 of the paper. Per batch, in this order: the clean augmented batch → saliency →
@@ -177,10 +182,10 @@ public sealed partial class Trainer : IDisposable
         }
         _epoch = null;
         double seconds = e.Seconds + clock.Elapsed.TotalSeconds;
-        double top1 = Top1(_test, Enumerable.Range(0, _test.Count).ToArray());
-        LastTestTop1 = top1;
-        return new EpochResult(epoch, e.LossSum / steps, top1, Sgd.LearningRate, e.Histogram, e.Rewards > 0 ? e.RewardSum / e.Rewards : 0, e.Rewards, e.Ppo,
-            seconds, steps * Config.Batch / seconds);
+        var test = Evaluation.Run(Model, _test, [.. Enumerable.Range(0, _test.Count)], _evalX, _evalY);
+        LastTestTop1 = test.Top1;
+        return new EpochResult(epoch, e.LossSum / steps, test.Top1, Sgd.LearningRate, e.Histogram, e.Rewards > 0 ? e.RewardSum / e.Rewards : 0, e.Rewards, e.Ppo,
+            seconds, steps * Config.Batch / seconds) { TestTop5 = test.Top5, TestLoss = test.CrossEntropy };
     }
 
     /// <summary>
@@ -206,25 +211,7 @@ public sealed partial class Trainer : IDisposable
     }
 
     /// <summary>Top-1 of the classifier in eval mode, without mixing, over the given images.</summary>
-    public double Top1(IBatchSource source, int[] indices)
-    {
-        int correct = 0, bs = Config.Batch;
-        var logitsHost = new float[bs * source.Classes];
-        var labels = new byte[bs];
-        for (int start = 0; start < indices.Length; start += bs)
-        {
-            int n = Math.Min(bs, indices.Length - start);
-            var chunk = indices.AsSpan(start, n);
-            Tensor x = _evalX, y = _evalY;
-            if (n < bs) { x = _evalX.View(0, new Shape(n, 3, ImageSet.Height, ImageSet.Width)); y = _evalY.View(0, new Shape(n, source.Classes)); }
-            source.Fill(x, y, chunk, []);
-            var logits = Model.Forward(x, Mode.Eval);
-            logits.CopyTo(logitsHost.AsSpan(0, n * source.Classes));
-            for (int i = 0; i < n; i++) labels[i] = (byte)source.Label(chunk[i]);
-            correct += Accuracy.CountCorrect(logitsHost.AsSpan(0, n * source.Classes), labels.AsSpan(0, n), source.Classes);
-        }
-        return indices.Length == 0 ? 0 : (double)correct / indices.Length;
-    }
+    public double Top1(IBatchSource source, int[] indices) => Evaluation.Run(Model, source, indices, _evalX, _evalY).Top1;
 
     public void Dispose()
     {

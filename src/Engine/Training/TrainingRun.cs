@@ -136,7 +136,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
             ["approx_kl"] = r.Ppo.ApproxKl, ["clip_fraction"] = r.Ppo.ClipFraction, ["explained_variance"] = r.Ppo.ExplainedVariance,
         },
         r.Seconds)
-    { Extra = new Dictionary<string, double> { ["images_per_s"] = r.ImagesPerSecond, ["rewards"] = r.Rewards } };
+    { Extra = new Dictionary<string, double> { ["test_top5"] = r.TestTop5, ["test_loss"] = r.TestLoss, ["images_per_s"] = r.ImagesPerSecond, ["rewards"] = r.Rewards } };
 
     /// <summary>
     /// The spec as config.json records it: the data folder made absolute and the device resolved to

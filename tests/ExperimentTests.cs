@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using RlMixup.Engine.Runs;
+
+namespace RlMixup.Tests;
+
+/// <summary>`experiment`: a tiny grid of policies and ablations × seeds, its results, and resuming it after a kill -9.</summary>
+[NonParallelizable]
+public class ExperimentTests
+{
+    /// <summary>A grid of 3 arms × 2 seeds on tiny synthetic data: 3 epochs of 4 steps per run, a tiny agent.</summary>
+    private static string[] Grid(string dir) =>
+    [
+        "experiment", "--policies", "none,input-mixup", "--ablations", "reward-raw", "--seeds", "3,4", "--dataset", "synthetic",
+        "--max-train-images", "200", "--max-test-images", "60", "--width", "2", "--epochs", "3", "--batch", "50",
+        "--agent-conv", "4,4,4", "--agent-features", "8", "--agent-policy-hidden", "4", "--agent-value-hidden", "4", "--ppo-epochs", "1",
+        "--ppo-rollout-epochs", "1", "--reward-interval", "2", "--device", "cpu", "--threads", "1", "--no-live", "--out", dir,
+    ];
+
+    private static string TempDir() => Path.Combine(Path.GetTempPath(), "rlmixup-experiment-" + Guid.NewGuid().ToString("N"));
+
+    /// <summary>metrics.jsonl without the timing fields.</summary>
+    private static string Metrics(string run) => string.Join("\n", File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(line =>
+    {
+        var o = JsonNode.Parse(line)!.AsObject();
+        o.Remove("epoch_seconds");
+        o.Remove("images_per_s");
+        return o.ToJsonString();
+    }));
+
+    private static readonly string[] Runs = ["none/seed-3", "none/seed-4", "input-mixup/seed-3", "input-mixup/seed-4", "reward-raw/seed-3", "reward-raw/seed-4"];
+
+    [Test]
+    public void AGridWritesItsResultsAndResumesAfterAKillBitForBit()
+    {
+        string whole = TempDir(), killed = TempDir();
+        try
+        {
+            var (code, output, err) = EvalCommandTests.Run(Grid(whole));
+            Assert.That(code, Is.EqualTo(0), output + err);
+            foreach (var run in Runs) Assert.That(File.ReadAllLines(Path.Combine(whole, run, "metrics.jsonl")), Has.Length.EqualTo(3), run);
+            var csv = File.ReadAllLines(Path.Combine(whole, "results.csv"));
+            Assert.That(csv[0], Does.StartWith("arm,seeds,final_top1_mean,final_top1_std,best_top1_mean"));
+            Assert.That(csv.Skip(1).Select(l => l.Split(',')[0] + "," + l.Split(',')[1]), Is.EqualTo(new[] { "none,2", "input-mixup,2", "reward-raw,2" }));
+            var md = File.ReadAllText(Path.Combine(whole, "results.md"));
+            Assert.That(md, Does.Contain("| reward-raw | 2 |").And.Contain("§5.6: the reward r = v"));
+            foreach (var png in new[] { "accuracy.png", "actions-reward-raw.png" })
+                Assert.That(File.ReadAllBytes(Path.Combine(whole, png)).Take(4), Is.EqualTo(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }), png);
+            Assert.That(File.Exists(Path.Combine(whole, "actions-none.png")), Is.False, "action plots for rl arms only");
+            var config = RunSpecJson.Read(Path.Combine(whole, "reward-raw", "seed-4", "config.json"));
+            Assert.That((config.Seed, config.Mix.Policy, config.Reward.Form), Is.EqualTo((4UL, Engine.Training.MixPolicy.Rl, Engine.Training.RewardForm.Raw)));
+
+            // Again in place: every run is skipped and the results are the same.
+            (code, output, err) = EvalCommandTests.Run(Grid(whole));
+            Assert.That(code, Is.EqualTo(0), err);
+            Assert.That(output.Split('\n').Count(l => l.EndsWith("done, skipped", StringComparison.Ordinal)), Is.EqualTo(6), output);
+            Assert.That(File.ReadAllLines(Path.Combine(whole, "results.csv")), Is.EqualTo(csv));
+
+            // A different grid in the same folder is refused.
+            var other = Grid(whole);
+            other[Array.IndexOf(other, "--seeds") + 1] = "3,5";
+            (code, _, err) = EvalCommandTests.Run(other);
+            Assert.That((code, err.Trim()), Is.EqualTo((2, $"error: {whole}: holds another experiment (experiment.json differs: other arms, seeds or settings); use a new --out")));
+
+            // Killed (SIGKILL) inside the grid's third run, then run again: the same results, bit for bit.
+            KillDuring(Grid(killed), Path.Combine(killed, "input-mixup", "seed-3", Engine.Training.Trainer.StateFile));
+            Assert.That(File.Exists(Path.Combine(killed, "results.csv")), Is.True, "results of the runs finished before the kill");
+            (code, output, err) = EvalCommandTests.Run(Grid(killed));
+            Assert.That(code, Is.EqualTo(0), output + err);
+            Assert.That(output, Does.Contain("none, seed 3: done, skipped").And.Contain("input-mixup, seed 3: resuming"));
+            foreach (var run in Runs) Assert.That(Metrics(Path.Combine(killed, run)), Is.EqualTo(Metrics(Path.Combine(whole, run))), run);
+            Assert.That(File.ReadAllLines(Path.Combine(killed, "results.csv")), Is.EqualTo(csv));
+        }
+        finally
+        {
+            foreach (var d in new[] { whole, killed }) if (Directory.Exists(d)) Directory.Delete(d, true);
+        }
+    }
+
+    [TestCase(new[] { "experiment", "--out", "x" }, "experiment: name at least one arm with --policies or --ablations")]
+    [TestCase(new[] { "experiment", "--out", "x", "--policies", "rl,mixup" }, "--policies: 'mixup' is not one of rl, random, input-mixup, cutmix, none")]
+    [TestCase(new[] { "experiment", "--out", "x", "--ablations", "gamma-0.9" }, "--ablations: 'gamma-0.9' is not one of random, agent-lr-1e-8, gamma-0.99, reward-episode-end, reward-raw")]
+    [TestCase(new[] { "experiment", "--out", "x", "--policies", "rl", "--seeds", "1,x" }, "--seeds: 'x' is not a seed (a non-negative integer)")]
+    [TestCase(new[] { "experiment", "--out", "x", "--policies", "rl,rl" }, "experiment: the arm 'rl' is named twice")]
+    public void ABadGridIsOneErrorLine(string[] args, string message)
+    {
+        var (code, _, err) = EvalCommandTests.Run(args);
+        Assert.That((code, err.Trim()), Is.EqualTo((2, "error: " + message)));
+    }
+
+    /// <summary>Starts the engine on <paramref name="args"/> and kills it (SIGKILL) once <paramref name="file"/> exists.</summary>
+    private static void KillDuring(string[] args, string file)
+    {
+        string dll = typeof(Engine.Cli).Assembly.Location;
+        if (!File.Exists(Path.ChangeExtension(dll, ".runtimeconfig.json"))) Assert.Ignore($"{dll} has no runtimeconfig beside it: it cannot be started on its own");
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
+        var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(file) && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(5);
+        Assert.That(p.HasExited, Is.False, "the grid ended before the kill");
+        p.Kill();
+        p.WaitForExit();
+    }
+}
