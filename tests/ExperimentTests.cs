@@ -64,7 +64,7 @@ public class ExperimentTests
             Assert.That((code, err.Trim()), Is.EqualTo((2, $"error: {whole}: holds another experiment (experiment.json differs: other arms, seeds or settings); use a new --out")));
 
             // Killed (SIGKILL) inside the grid's third run, then run again: the same results, bit for bit.
-            KillDuring(Grid(killed), Path.Combine(killed, "input-mixup", "seed-3", Engine.Training.Trainer.StateFile));
+            KillDuring(Grid(killed), Path.Combine(killed, "input-mixup", "seed-3", Engine.Training.Trainer.StateFile)); // the grid's second run
             Assert.That(File.Exists(Path.Combine(killed, "results.csv")), Is.True, "results of the runs finished before the kill");
             (code, output, err) = EvalCommandTests.Run(Grid(killed));
             Assert.That(code, Is.EqualTo(0), output + err);
@@ -75,6 +75,33 @@ public class ExperimentTests
         finally
         {
             foreach (var d in new[] { whole, killed }) if (Directory.Exists(d)) Directory.Delete(d, true);
+        }
+    }
+
+    [Test]
+    public void ARunsConfigJsonGivenBackReproducesTheRunBitForBit()
+    {
+        string a = TempDir(), b = TempDir();
+        try
+        {
+            var (code, _, err) = EvalCommandTests.Run("train", "--dataset", "synthetic", "--max-train-images", "100", "--max-test-images", "40",
+                "--width", "2", "--epochs", "2", "--batch", "20", "--agent-conv", "4,4,4", "--agent-features", "8", "--agent-policy-hidden", "4",
+                "--agent-value-hidden", "4", "--ppo-epochs", "1", "--ppo-rollout-epochs", "1", "--reward-interval", "2", "--cutmix-prob", "0.5",
+                "--lr-max", "0.1", "--seed", "11", "--device", "cpu", "--threads", "2", "--no-live", "--out", a);
+            Assert.That(code, Is.EqualTo(0), err);
+            (code, _, err) = EvalCommandTests.Run("train", "--config", Path.Combine(a, "config.json"), "--no-live", "--out", b);
+            Assert.That(code, Is.EqualTo(0), err);
+            Assert.That(Metrics(b), Is.EqualTo(Metrics(a)));
+            var (ma, mb) = (Core.IO.Safetensors.Read(Path.Combine(a, "model.safetensors")), Core.IO.Safetensors.Read(Path.Combine(b, "model.safetensors")));
+            Assert.That(mb.Tensors.Keys, Is.EquivalentTo(ma.Tensors.Keys));
+            foreach (var (name, t) in ma.Tensors.Where(kv => kv.Value.Dtype == "F32"))
+                Assert.That(mb.Tensors[name].ToFloats(), Is.EqualTo(t.ToFloats()), name);
+            string Spec(string dir) => RunSpecJson.Serialize(RunSpecJson.Read(Path.Combine(dir, "config.json")));
+            Assert.That(Spec(b), Is.EqualTo(Spec(a)), "the same specification recorded");
+        }
+        finally
+        {
+            foreach (var d in new[] { a, b }) if (Directory.Exists(d)) Directory.Delete(d, true);
         }
     }
 

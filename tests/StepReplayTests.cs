@@ -114,7 +114,7 @@ public class StepReplayTests
             Is.EqualTo(Enumerable.Range(1, 6).Select(i => $"step_{i:D6}.safetensors")));
         var first = Safetensors.Read(Path.Combine(trace, "step_000001.safetensors"));
         var t = first.Tensors;
-        Assert.That(first.Metadata["policy"], Is.EqualTo("InputMixup"));
+        Assert.That(first.Metadata["policy"], Is.EqualTo("input-mixup"));
         Assert.That(first.Metadata["full"], Is.EqualTo("true"));
         Assert.That(double.Parse(first.Metadata["lr"], System.Globalization.CultureInfo.InvariantCulture), Is.EqualTo(0.2 / 50).Within(1e-9));
 
@@ -196,7 +196,7 @@ public class StepReplayTests
     [TestCase("--trace-full 0", "--trace-full")]
     [TestCase("--trace-steps 0 --trace /tmp/x", "--trace-steps must be at least 1")]
     [TestCase("--step-stats 0", "--step-stats must be at least 1")]
-    [TestCase("--lr-max -1", "--lr-max must be a positive number")]
+    [TestCase("--lr-max -1", "--lr-max -1: must be a positive number")]
     [TestCase("--init-weights /nonexistent.safetensors", "--init-weights /nonexistent.safetensors: no such file")]
     public void BadDiagnosticFlagsGiveOneLine(string flags, string expected)
     {

@@ -49,8 +49,9 @@ public static class ExperimentCommand
                 exp.Spec(arm, seed).Validated($"experiment arm {arm.Name}");
         exp.Prepare();
         int total = exp.Arms.Count * exp.Seeds.Count, k = 0;
-        foreach (var arm in exp.Arms)
-            foreach (ulong seed in exp.Seeds)
+        // Seed by seed, every arm within a seed: a grid stopped part-way leaves comparable arms.
+        foreach (ulong seed in exp.Seeds)
+            foreach (var arm in exp.Arms)
             {
                 k++;
                 string path = exp.RunPath(arm, seed);

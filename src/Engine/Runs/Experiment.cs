@@ -14,7 +14,7 @@ public sealed record ExperimentArm(string Name, string Description, Func<RunSpec
 /// <summary>
 /// A grid of arms (mix-up policies, or the paper's named ablations of RL-Mixup) × seeds on one base
 /// specification, run one after another in one folder: OUT/&lt;arm&gt;/seed-&lt;s&gt;/ is an ordinary run
-/// folder. OUT/experiment.json records the grid; running the same grid again skips finished runs,
+/// folder, seed by seed (every arm of a seed before the next seed). OUT/experiment.json records the grid; running the same grid again skips finished runs,
 /// resumes an interrupted one from its checkpoint and starts the rest, while a different grid in the
 /// same folder is refused. After every run it rewrites results.csv and results.md (per arm, mean ±
 /// sample std over the finished seeds of the final and best test top-1, the final top-5 and test

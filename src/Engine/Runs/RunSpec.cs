@@ -102,7 +102,7 @@ public sealed record RunSpec
     {
         var p = Problems();
         if (p.Count == 0) return this;
-        string first = flag?.Invoke(p[0].Key) is string f ? $"{f} {p[0].Value}: {p[0].Rule}" : $"{p[0].Key} = {p[0].Value}: {p[0].Rule}";
+        string first = flag?.Invoke(p[0].Key) is string f ? $"{f} {p[0].Value}: {p[0].Rule}" : p[0].ToString();
         string more = p.Count > 1 ? $" (and {p.Count - 1} more problem{(p.Count > 2 ? "s" : "")})" : "";
         throw new CliException(source == null ? first + more : $"{source}: {first}{more}");
     }
@@ -119,7 +119,10 @@ public sealed record RunSpec
 }
 
 /// <summary>One value out of its range: the config.json key, the value as written, and the rule it breaks.</summary>
-public sealed record RunSpecProblem(string Key, string Value, string Rule);
+public sealed record RunSpecProblem(string Key, string Value, string Rule)
+{
+    public override string ToString() => $"{Key} = {Value}: {Rule}";
+}
 
 /// <summary>The data: which dataset, from where, how much of it, and the training augmentation.</summary>
 public sealed record DataSpec

@@ -54,7 +54,7 @@ public sealed partial class Trainer : IDisposable
 
     public Trainer(IBackend backend, Dataset data, RunSpec spec)
     {
-        spec.Validated("run configuration");
+        if (spec.Problems() is [var problem, ..]) throw new ArgumentException($"run configuration: {problem}");
         ImageSet? heldOut = null;
         if (spec.Data.ValFromTrain is int n)
         {
