@@ -320,7 +320,8 @@ def main():
     first, meta0 = safetensors_io.read(files[0], with_metadata=True)
     if "before.conv1.weight" not in first:
         raise SystemExit("replay: the first traced step is not a full step; add 1 to --trace-full")
-    policy = meta0["policy"]
+    # The CLI's spelling; traces written by earlier engines named the policy by its C# enum member.
+    policy = {"Rl": "rl", "Random": "random", "InputMixup": "input-mixup", "CutMix": "cutmix", "None": "none"}.get(meta0["policy"], meta0["policy"])
     raw = None
     if args.data:
         if meta0.get("val_from_train"):
