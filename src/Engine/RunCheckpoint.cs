@@ -40,7 +40,7 @@ public sealed class RunCheckpoint
         string modelPath = path;
         if (Directory.Exists(path))
         {
-            modelPath = Path.Combine(path, "model.safetensors");
+            modelPath = Path.Combine(path, RunFolder.ModelFile);
             if (!File.Exists(modelPath)) throw new CliException($"--checkpoint {path}: the folder holds no model.safetensors");
         }
         else if (!File.Exists(path)) throw new CliException($"--checkpoint {path}: no such file or folder");

@@ -18,6 +18,7 @@ namespace RlMixup.Engine.Training;
 public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, string folder, TextWriter log)
 {
     public string Folder { get; } = folder;
+    private readonly RunFolder _files = new(folder);
 
     /// <summary>Handed a snapshot after every training step (see <see cref="Trainer.Progress"/>).</summary>
     public Action<StepProgress>? Progress { get; init; }
@@ -55,15 +56,15 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
             done = trainer.LoadState(Folder);
             RemoveStaleTemporaries();
         }
-        else RunSpecJson.Write(Path.Combine(Folder, RunFolder.ConfigFile), Recorded(config, backend), Describe(trainer));
+        else RunSpecJson.Write(_files.ConfigPath, Recorded(config, backend), Describe(trainer));
         log.WriteLine($"run folder {Path.GetFullPath(Folder)}");
         log.WriteLine($"{data.Describe()}; policy {Names.Of(config.Mix.Policy)}{(trainer.Agent != null ? $" (reward {Names.Of(config.Reward.Kind)})" : "")}, width {config.Model.Width}, {config.Epochs} epochs of {trainer.BatchesPerEpoch} batches, device {backend.Name}");
-        using var metrics = MetricsLog.Open(Path.Combine(Folder, "metrics.jsonl"), resume ? done : null);
+        using var metrics = MetricsLog.Open(_files.MetricsPath, resume ? done : null);
         if (resume)
         {
             if (metrics.Epochs.Count != done || metrics.Epochs.Select(m => m.Epoch).Where((e, i) => e != i + 1).Any())
-                throw new InvalidDataException($"{Path.Combine(Folder, "metrics.jsonl")}: holds epochs [{string.Join(",", metrics.Epochs.Select(m => m.Epoch))}], the checkpoint closed epoch {done}");
-            if (done > 0 && ModelEpoch(Path.Combine(Folder, "model.safetensors")) != done) WriteModel(trainer, done);
+                throw new InvalidDataException($"{_files.MetricsPath}: holds epochs [{string.Join(",", metrics.Epochs.Select(m => m.Epoch))}], the checkpoint closed epoch {done}");
+            if (done > 0 && ModelEpoch(_files.ModelPath) != done) WriteModel(trainer, done);
             if (done > 0) trainer.LastTestTop1 = metrics.Epochs[^1].TestTop1;
             log.WriteLine(done >= config.Epochs ? $"the run is already complete ({done} of {config.Epochs} epochs); nothing to do"
                 : trainer.StepsIntoEpoch is int s ? $"resuming in epoch {done + 1} of {config.Epochs} after step {s} of {trainer.BatchesPerEpoch}"
@@ -115,7 +116,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
     }
 
     private void WriteModel(Trainer trainer, int epoch) =>
-        ModelSafetensors.Write(Path.Combine(Folder, "model.safetensors"), trainer.Store, (long)epoch * trainer.BatchesPerEpoch,
+        ModelSafetensors.Write(_files.ModelPath, trainer.Store, (long)epoch * trainer.BatchesPerEpoch,
             new Dictionary<string, string> { ["epoch"] = epoch.ToString(), ["dataset"] = data.Name, ["policy"] = Names.Of(config.Mix.Policy) });
 
     /// <summary>The epoch in model.safetensors' metadata, or null when the file is missing or unreadable.</summary>
