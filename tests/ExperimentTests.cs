@@ -105,6 +105,32 @@ public class ExperimentTests
         }
     }
 
+    [Test]
+    public void ASecondWriterOfALiveRunFolderIsRefusedNamingTheHolder()
+    {
+        string dir = TempDir();
+        try
+        {
+            string[] train = ["train", "--dataset", "synthetic", "--max-train-images", "40", "--max-test-images", "20", "--width", "2", "--epochs", "1",
+                "--batch", "20", "--policy", "none", "--device", "cpu", "--no-live", "--out", dir];
+            Assert.That(EvalCommandTests.Run(train).Code, Is.EqualTo(0));
+            using (RunLock.Acquire(dir))
+            {
+                foreach (var args in new[] { train, ["resume", dir, "--no-live"] })
+                {
+                    var (code, output, err) = EvalCommandTests.Run(args);
+                    Assert.That(code, Is.EqualTo(2), args[0]);
+                    Assert.That(err.Trim(), Does.StartWith($"error: {dir} is in use by process {Environment.ProcessId}").And.Not.Contain("\n"), args[0]);
+                }
+                Assert.Throws<Engine.CliException>(() => RunLock.Acquire(dir));
+            }
+            var (again, text, _) = EvalCommandTests.Run("resume", dir, "--no-live");
+            Assert.That(again, Is.EqualTo(0), "the lock goes with its holder");
+            Assert.That(text, Does.Contain("already complete"));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
     [TestCase(new[] { "experiment", "--out", "x" }, "experiment: name at least one arm with --policies or --ablations")]
     [TestCase(new[] { "experiment", "--out", "x", "--policies", "rl,mixup" }, "--policies: 'mixup' is not one of rl, random, input-mixup, cutmix, none")]
     [TestCase(new[] { "experiment", "--out", "x", "--ablations", "gamma-0.9" }, "--ablations: 'gamma-0.9' is not one of random, agent-lr-1e-8, gamma-0.99, reward-episode-end, reward-raw")]

@@ -47,6 +47,7 @@ public static class ExperimentCommand
         foreach (var arm in exp.Arms)
             foreach (ulong seed in exp.Seeds)
                 exp.Spec(arm, seed).Validated($"experiment arm {arm.Name}");
+        using var writer = RunLock.Acquire(exp.Folder);
         exp.Prepare();
         int total = exp.Arms.Count * exp.Seeds.Count, k = 0;
         // Seed by seed, every arm within a seed: a grid stopped part-way leaves comparable arms.

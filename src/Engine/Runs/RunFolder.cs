@@ -49,3 +49,56 @@ public sealed class RunFolder(string path)
         return new RunFolder(path);
     }
 }
+
+/// <summary>
+/// One writer per run folder: an exclusive OS lock on FOLDER/.lock (flock on Linux and macOS, a
+/// share-none open on Windows), held while the run writes and released by the OS when the process
+/// ends, kill -9 included, so no stale lock is ever left to clean up. The holder writes its process
+/// id and command line to FOLDER/.lock.owner so that a refused second writer can name it.
+/// </summary>
+public sealed class RunLock : IDisposable
+{
+    public const string LockFile = ".lock", OwnerFile = ".lock.owner";
+    private readonly FileStream _stream;
+
+    private RunLock(FileStream stream) => _stream = stream;
+
+    /// <summary>Takes the folder's lock, or throws one <see cref="CliException"/> line naming the process that holds it.</summary>
+    public static RunLock Acquire(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        string path = Path.Combine(folder, LockFile);
+        try
+        {
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            try
+            {
+                string owner = $"{Environment.ProcessId} {string.Join(" ", Environment.GetCommandLineArgs().Skip(1))}".Trim();
+                File.WriteAllText(Path.Combine(folder, OwnerFile), owner + "\n");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            return new RunLock(stream);
+        }
+        catch (IOException)
+        {
+            throw new CliException($"{folder} is in use by {Holder(folder)}; a run folder has one writer at a time (wait for it to end, or stop it)");
+        }
+    }
+
+    /// <summary>"process N (its command line)" from the owner file, or "another process" when it cannot be read.</summary>
+    private static string Holder(string folder)
+    {
+        try
+        {
+            string text = File.ReadAllText(Path.Combine(folder, OwnerFile)).Trim();
+            int space = text.IndexOf(' ');
+            string pid = space < 0 ? text : text[..space], rest = space < 0 ? "" : text[(space + 1)..];
+            if (pid.Length > 0 && pid.All(char.IsAsciiDigit))
+                return rest.Length > 0 ? $"process {pid} (rlmixup {rest})" : $"process {pid}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return "another process";
+    }
+
+    public void Dispose() => _stream.Dispose();
+}

@@ -47,6 +47,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
     private IReadOnlyList<EpochMetrics> Execute(bool resume, int? stopAfterEpoch)
     {
         Directory.CreateDirectory(Folder);
+        using var writer = RunLock.Acquire(Folder);
         using var stats = StepStatsEvery is int every ? new StepStats(Path.Combine(Folder, "steps.jsonl"), every, append: resume) : null;
         using var trainer = new Trainer(backend, data, config) { Progress = Progress, Trace = Trace, Stats = stats };
         Interrupted = false;
