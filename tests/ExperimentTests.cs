@@ -106,6 +106,31 @@ public class ExperimentTests
     }
 
     [Test]
+    public void TheBestEpochsModelIsKeptBesideTheLastAndConfigRecordsTheVersion()
+    {
+        string dir = TempDir();
+        try
+        {
+            var (code, _, err) = EvalCommandTests.Run("train", "--dataset", "synthetic", "--max-train-images", "100", "--max-test-images", "40",
+                "--width", "2", "--epochs", "4", "--batch", "20", "--policy", "none", "--lr-max", "0.3", "--seed", "2", "--device", "cpu", "--no-live", "--out", dir);
+            Assert.That(code, Is.EqualTo(0), err);
+            var epochs = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+            var top1 = epochs.Select(e => e["test_top1"]!.GetValue<double>()).ToList();
+            int best = top1.IndexOf(top1.Max()) + 1;
+            var bestFile = Core.IO.Safetensors.Read(Path.Combine(dir, RunFolder.BestModelFile));
+            var lastFile = Core.IO.Safetensors.Read(Path.Combine(dir, RunFolder.ModelFile));
+            Assert.That(bestFile.Metadata["epoch"], Is.EqualTo(best.ToString()));
+            Assert.That(lastFile.Metadata["epoch"], Is.EqualTo("4"));
+            bool same = bestFile.Tensors["linear.weight"].ToFloats().SequenceEqual(lastFile.Tensors["linear.weight"].ToFloats());
+            Assert.That(same, Is.EqualTo(best == 4), $"best epoch {best} of [{string.Join(", ", top1)}]");
+            var recorded = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!["recorded"]!.AsObject();
+            Assert.That(recorded.ContainsKey("engine_version") && recorded.ContainsKey("git_commit"), Is.True);
+            Assert.That(recorded["engine_version"]!.GetValue<string>(), Does.Match(@"^\d+\.\d+\.\d+"));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Test]
     public void ASecondWriterOfALiveRunFolderIsRefusedNamingTheHolder()
     {
         string dir = TempDir();

@@ -39,13 +39,26 @@ public static class RunConfig
     /// <summary>The versions and the machine: engine version, .NET runtime, OS, architecture, core count, start time.</summary>
     public static Dictionary<string, object?> Environment() => new()
     {
-        ["engine_version"] = typeof(RunConfig).Assembly.GetName().Version?.ToString(),
+        ["engine_version"] = EngineVersion().Version,
+        ["git_commit"] = EngineVersion().Commit,
         ["dotnet"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
         ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
         ["arch"] = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString(),
         ["processor_count"] = System.Environment.ProcessorCount,
         ["started_utc"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
     };
+
+    /// <summary>
+    /// The engine's version and the git commit it was built from (the SDK appends it to the
+    /// informational version when the build runs in a git checkout; null otherwise).
+    /// </summary>
+    public static (string Version, string? Commit) EngineVersion()
+    {
+        string info = typeof(RunConfig).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+        int plus = info.IndexOf('+');
+        return plus < 0 ? (info, null) : (info[..plus], info[(plus + 1)..]);
+    }
 
     private static void Value(Utf8JsonWriter w, object? v)
     {

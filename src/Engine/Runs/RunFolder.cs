@@ -6,16 +6,19 @@ namespace RlMixup.Engine.Runs;
 /// <summary>
 /// A run's folder and the files it owns: config.json (the <see cref="RunSpec"/>, see
 /// <see cref="RunSpecJson"/>), metrics.jsonl (one object per epoch), the trainer's state (the
-/// checkpoint a resume starts from) and model.safetensors (the classifier, PyTorch names).
+/// checkpoint a resume starts from), model.safetensors (the classifier, PyTorch names) and
+/// model_best.safetensors (the classifier of the best test top-1 so far).
 /// </summary>
 public sealed class RunFolder(string path)
 {
-    public const string ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ModelFile = "model.safetensors";
+    public const string ConfigFile = "config.json", MetricsFile = "metrics.jsonl", ModelFile = "model.safetensors", BestModelFile = "model_best.safetensors";
 
     public string Path { get; } = path;
     public string ConfigPath => System.IO.Path.Combine(Path, ConfigFile);
     public string MetricsPath => System.IO.Path.Combine(Path, MetricsFile);
     public string ModelPath => System.IO.Path.Combine(Path, ModelFile);
+    /// <summary>The classifier of the epoch with the best test top-1 so far (the first such epoch on a tie).</summary>
+    public string BestModelPath => System.IO.Path.Combine(Path, BestModelFile);
     public string StatePath => System.IO.Path.Combine(Path, Trainer.StateFile);
 
     /// <summary>Epochs the checkpoint closed (the last finished epoch), or null when there is no checkpoint.</summary>

@@ -66,6 +66,8 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
             if (metrics.Epochs.Count != done || metrics.Epochs.Select(m => m.Epoch).Where((e, i) => e != i + 1).Any())
                 throw new InvalidDataException($"{_files.MetricsPath}: holds epochs [{string.Join(",", metrics.Epochs.Select(m => m.Epoch))}], the checkpoint closed epoch {done}");
             if (done > 0 && ModelEpoch(_files.ModelPath) != done) WriteModel(trainer, done);
+            // A kill between the checkpoint and the best model's export: the best epoch is the last one, whose weights are at hand.
+            if (done > 0 && BestEpoch(metrics.Epochs) == done && ModelEpoch(_files.BestModelPath) != done) WriteModel(trainer, done, _files.BestModelPath);
             if (done > 0) trainer.LastTestTop1 = metrics.Epochs[^1].TestTop1;
             log.WriteLine(done >= config.Epochs ? $"the run is already complete ({done} of {config.Epochs} epochs); nothing to do"
                 : trainer.StepsIntoEpoch is int s ? $"resuming in epoch {done + 1} of {config.Epochs} after step {s} of {trainer.BatchesPerEpoch}"
@@ -91,6 +93,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
             // state.rlmt first: its rename commits the epoch; model.safetensors is an export rewritten on resume if it lags.
             trainer.SaveState(Folder);
             WriteModel(trainer, epoch);
+            if (BestEpoch(metrics.Epochs) == epoch) WriteModel(trainer, epoch, _files.BestModelPath);
             string ppo = r.Ppo == null ? "" : $", ppo update (kl {r.Ppo.ApproxKl:F4}, clip {r.Ppo.ClipFraction:F2}, ev {r.Ppo.ExplainedVariance:F2})";
             log.WriteLine($"epoch {epoch}/{config.Epochs}: loss {r.TrainLoss:F4}, test top-1 {100 * r.TestTop1:F2}%, lr {r.LearningRate:F4}, " +
                 $"{r.ImagesPerSecond:F0} images/s, {r.Seconds:F1} s{(r.Rewards > 0 ? $", mean reward {r.RewardMean:+0.0000;-0.0000}" : "")}{ppo}");
@@ -112,12 +115,16 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
     /// <summary>Deletes the temporary files an interrupted write (kill -9) left: none of them was ever renamed into place.</summary>
     private void RemoveStaleTemporaries()
     {
-        foreach (var pattern in new[] { Trainer.StateFile + ".tmp-*", "model.safetensors.tmp-*", ".*.tmp" })
+        foreach (var pattern in new[] { Trainer.StateFile + ".tmp-*", RunFolder.ModelFile + ".tmp-*", RunFolder.BestModelFile + ".tmp-*", ".*.tmp" })
             foreach (var f in Directory.GetFiles(Folder, pattern)) File.Delete(f);
     }
 
-    private void WriteModel(Trainer trainer, int epoch) =>
-        ModelSafetensors.Write(_files.ModelPath, trainer.Store, (long)epoch * trainer.BatchesPerEpoch,
+    /// <summary>The first epoch with the highest test top-1.</summary>
+    private static int BestEpoch(IReadOnlyList<EpochMetrics> epochs) =>
+        epochs.Aggregate((best, e) => e.TestTop1 > best.TestTop1 ? e : best).Epoch;
+
+    private void WriteModel(Trainer trainer, int epoch, string? path = null) =>
+        ModelSafetensors.Write(path ?? _files.ModelPath, trainer.Store, (long)epoch * trainer.BatchesPerEpoch,
             new Dictionary<string, string> { ["epoch"] = epoch.ToString(), ["dataset"] = data.Name, ["policy"] = Names.Of(config.Mix.Policy) });
 
     /// <summary>The epoch in model.safetensors' metadata, or null when the file is missing or unreadable.</summary>
