@@ -196,7 +196,7 @@ public partial class StopAndResumeTests
             Assert.That(code, Is.EqualTo(0), err);
             var lines = output.Split('\n').Where(l => l.StartsWith("  epoch 1/1 step ", StringComparison.Ordinal)).ToList();
             Assert.That(lines.Select(l => l.Split(' ')[5]), Is.EqualTo(Enumerable.Range(1, 9).Select(i => $"{i}/10")).AsCollection);
-            Assert.That(lines[2], Does.Contain("(global step 3): loss ").And.Contain(", lr ").And.EndWith(" images/s"));
+            Assert.That(lines[2], Does.Contain("(global step 3): loss ").And.Contain(", lr ").And.Contain(" images/s, elapsed "));
             Assert.That(output, Does.Contain("epoch 1/1: loss"));
             Assert.That(output, Does.Not.Contain("\u001b["), "no terminal control sequences when redirected");
         }
@@ -289,7 +289,7 @@ public partial class StopAndResumeTests
             Assert.That(all, Does.Not.Contain("   at ").And.Not.Contain("Exception"), "no stack trace");
             Assert.That(output, Has.None.StartWith("stopped ").And.None.StartWith("done in"), "it ended before finishing the step\n" + all);
             Assert.That(Trainer.StateEpoch(dir), Is.Null, "no checkpoint: the first epoch did not end");
-            Assert.That(Directory.GetFiles(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "config.json", "metrics.jsonl" }),
+            Assert.That(Directory.GetFiles(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "config.json", "metrics.jsonl", RunLock.LockFile, RunLock.OwnerFile }),
                 "nothing half-written besides the files the run opened at its start");
             var (code, _, resumeErr) = Cli("resume", dir, "--no-live");
             Assert.That(code, Is.EqualTo(2));

@@ -46,7 +46,7 @@ public static class ResumeCommand
                 var run = new TrainingRun(backend, data, spec, folder, log) { Progress = onStep, Stop = stop };
                 run.Resume();
                 return run.Interrupted;
-            });
+            }, cpu: backend is Core.Cpu.CpuBackend);
         }
         catch (InvalidDataException e)
         {

@@ -179,6 +179,6 @@ public static class TrainCommands
             var run = new TrainingRun(backend, data, spec, folder.Path, log) { Progress = onStep, Stop = stop, Trace = trace, StepStatsEvery = stepStats };
             run.Run();
             return run.Interrupted;
-        });
+        }, cpu: backend is Core.Cpu.CpuBackend);
     }
 }

@@ -13,8 +13,10 @@ namespace RlMixup.Engine.Display;
 /// second, on the training thread, so it costs one clock read per step otherwise. Lines the run
 /// writes (the per-epoch summaries, the stop line) are printed above the panel.
 /// </summary>
-public sealed class LiveTrainingDisplay(string folder)
+public sealed class LiveTrainingDisplay(string folder, bool cpu = false)
 {
+    private readonly RunClock _runClock = new();
+    private string? _estimate;
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private TimeSpan _lastDraw = -Interval;
@@ -53,6 +55,7 @@ public sealed class LiveTrainingDisplay(string folder)
     private void OnStep(StepProgress p)
     {
         _last = p;
+        if (_runClock.Step(p) is { } total) _estimate = RunClock.Announce(total, cpu);
         var now = _clock.Elapsed;
         if (now - _lastDraw < Interval && p.Step != p.StepsPerEpoch) return;
         _lastDraw = now;
@@ -80,6 +83,9 @@ public sealed class LiveTrainingDisplay(string folder)
             Row("lr", $"{p.LearningRate:F5}");
             Row("test top-1", double.IsNaN(p.LastTestTop1) ? "-" : $"{100 * p.LastTestTop1:F2}% (last epoch)");
             Row("images/s", $"{p.ImagesPerSecond:F0}");
+            Row("time", _runClock.Left is { } left ? $"{RunClock.Format(_runClock.Elapsed)} elapsed, about {RunClock.Format(left)} left" : RunClock.Format(_runClock.Elapsed));
+            if (_estimate != null)
+                grid.AddRow(new Text("estimate", new Style(Color.Grey)), new Text(_estimate, new Style(_estimate.StartsWith("WARNING", StringComparison.Ordinal) ? Color.Yellow : Color.Default)));
         }
         if (_stopping) grid.AddRow(new Text("status", new Style(Color.Grey)), new Text("stopping after this step (Ctrl-C again quits at once)", new Style(Color.Yellow)));
         var rows = new List<IRenderable> { grid };

@@ -14,10 +14,11 @@ public static class RunWatcher
     /// <param name="folder">The run folder, shown on the panel.</param>
     /// <param name="plain">--no-live: plain lines even on a terminal.</param>
     /// <param name="train">Runs the training with the given output, per-step callback and stop token; returns true when it was interrupted.</param>
-    public static int Run(string folder, bool plain, Func<TextWriter, Action<StepProgress>, CancellationToken, bool> train)
+    /// <param name="cpu">The run is on the CPU: an estimate of more than a day is said loudly.</param>
+    public static int Run(string folder, bool plain, Func<TextWriter, Action<StepProgress>, CancellationToken, bool> train, bool cpu = false)
     {
         bool live = !plain && LiveTrainingDisplay.Available();
-        var display = live ? new LiveTrainingDisplay(folder) : null;
+        var display = live ? new LiveTrainingDisplay(folder, cpu) : null;
         var stderr = Console.Error;
         using var stop = new StopSignal(
             onFirst: () =>
@@ -28,7 +29,7 @@ public static class RunWatcher
             beforeExit: () => { if (display != null) Console.Out.Write("\u001b[?25h\n"); });
         bool interrupted = display != null
             ? display.Run((log, onStep) => train(log, onStep, stop.Token))
-            : train(Console.Out, new PlainProgress(Console.Out).OnStep, stop.Token);
+            : train(Console.Out, new PlainProgress(Console.Out, cpu).OnStep, stop.Token);
         return interrupted ? InterruptedExitCode : 0;
     }
 }
