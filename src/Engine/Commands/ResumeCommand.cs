@@ -20,11 +20,13 @@ public static class ResumeCommand
         device.AcceptOnlyFromAmong(Backends.DeviceNames);
         var noTf32 = TrainCommands.NoTf32Option();
         var noLive = TrainCommands.NoLiveOption();
+        var noTensorBoard = TrainCommands.NoTensorBoardOption();
         cmd.Arguments.Add(folder);
+        cmd.Options.Add(noTensorBoard);
         cmd.Options.Add(device);
         cmd.Options.Add(noTf32);
         cmd.Options.Add(noLive);
-        cmd.SetAction(r => Resume(r.GetValue(folder)!, r.GetValue(noLive), r.GetValue(device), r.GetValue(noTf32) ? false : null));
+        cmd.SetAction(r => Resume(r.GetValue(folder)!, r.GetValue(noLive), r.GetValue(device), r.GetValue(noTf32) ? false : null, !r.GetValue(noTensorBoard)));
         return cmd;
     }
 
@@ -34,7 +36,7 @@ public static class ResumeCommand
     /// with TF32 as recorded there unless <paramref name="tf32"/> says otherwise. Returns 0 when the run
     /// reached its end, 130 when a signal stopped it again.
     /// </summary>
-    public static int Resume(string folder, bool plain, string? device = null, bool? tf32 = null)
+    public static int Resume(string folder, bool plain, string? device = null, bool? tf32 = null, bool tensorBoard = true)
     {
         var (spec, data) = Load(folder);
         spec = spec with { Device = spec.Device with { Name = device ?? spec.Device.Name, Tf32 = tf32 ?? spec.Device.Tf32 } };
@@ -43,7 +45,7 @@ public static class ResumeCommand
         {
             return RunWatcher.Run(folder, plain, (log, onStep, stop) =>
             {
-                var run = new TrainingRun(backend, data, spec, folder, log) { Progress = onStep, Stop = stop };
+                var run = new TrainingRun(backend, data, spec, folder, log) { Progress = onStep, Stop = stop, TensorBoard = tensorBoard };
                 run.Resume();
                 return run.Interrupted;
             }, cpu: backend is Core.Cpu.CpuBackend);

@@ -132,7 +132,7 @@ public static class TrainCommands
             var trace = output.Trace(r);
             if (fixedDataset != null) FetchIfMissing(spec);
             using var backend = RunFactory.Backend(spec, Console.Out);
-            return Run(backend, spec, r.GetValue(output.Out), r.GetValue(output.NoLive), trace, r.GetValue(output.StepStats));
+            return Run(backend, spec, r.GetValue(output.Out), r.GetValue(output.NoLive), trace, r.GetValue(output.StepStats), !r.GetValue(output.NoTensorBoard));
         });
         return cmd;
     }
@@ -145,11 +145,12 @@ public static class TrainCommands
         private readonly Option<string?> _trace = new("--trace") { Description = "record the first --trace-steps steps (batches, mix draws, loss; state and gradients at --trace-full steps) into this folder for scripts/replay_torch.py" };
         private readonly Option<int> _traceSteps = new("--trace-steps") { Description = "steps recorded by --trace", DefaultValueFactory = _ => 10 };
         private readonly Option<string> _traceFull = new("--trace-full") { Description = "comma-separated steps at which --trace also records the state, the momentum and every gradient", DefaultValueFactory = _ => "1,10,100,500" };
+        public Option<bool> NoTensorBoard { get; } = NoTensorBoardOption();
         public Option<int?> StepStats { get; } = new("--step-stats") { Description = "every N steps, append the gradient norm, per-layer parameter norms, the smallest BN scale and the dead-ReLU fraction to steps.jsonl" };
 
         public OutputOptions() => StepStats.Validators.Add(v => { if (v.GetValueOrDefault<int?>() is < 1) v.AddError("--step-stats must be at least 1"); });
 
-        public IEnumerable<Option> Options => [Out, NoLive, StepStats, _trace, _traceSteps, _traceFull];
+        public IEnumerable<Option> Options => [Out, NoLive, NoTensorBoard, StepStats, _trace, _traceSteps, _traceFull];
 
         public StepTrace? Trace(ParseResult r)
         {
@@ -165,18 +166,23 @@ public static class TrainCommands
     private static Option<string?> OutOption() =>
         new("--out") { Description = "run folder (default runs/<dataset>-<policy>-<timestamp>)" };
 
+    /// <summary>--no-tensorboard: no TensorBoard event file in the run folder.</summary>
+    public static Option<bool> NoTensorBoardOption() =>
+        new("--no-tensorboard") { Description = "write no TensorBoard event file (events.out.tfevents.*) in the run folder" };
+
     /// <summary>--no-live: plain progress lines even on an interactive terminal (they are the default when output is redirected).</summary>
     public static Option<bool> NoLiveOption() =>
         new("--no-live") { Description = "print plain progress lines instead of the live panel (automatic when output is redirected)" };
 
     /// <summary>Trains <paramref name="spec"/> on <paramref name="backend"/> into a new run folder; 0 when done, 130 when stopped.</summary>
-    public static int Run(IBackend backend, RunSpec spec, string? outDir, bool plain, StepTrace? trace = null, int? stepStats = null)
+    public static int Run(IBackend backend, RunSpec spec, string? outDir, bool plain, StepTrace? trace = null, int? stepStats = null, bool tensorBoard = true)
     {
         var data = RunFactory.Data(spec);
         var folder = RunFolder.CreateWritable(outDir ?? Path.Combine("runs", $"{spec.Data.Dataset}-{Names.Of(spec.Mix.Policy)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
         return RunWatcher.Run(folder.Path, plain, (log, onStep, stop) =>
         {
-            var run = new TrainingRun(backend, data, spec, folder.Path, log) { Progress = onStep, Stop = stop, Trace = trace, StepStatsEvery = stepStats };
+            var run = new TrainingRun(backend, data, spec, folder.Path, log)
+                { Progress = onStep, Stop = stop, Trace = trace, StepStatsEvery = stepStats, TensorBoard = tensorBoard };
             run.Run();
             return run.Interrupted;
         }, cpu: backend is Core.Cpu.CpuBackend);

@@ -99,6 +99,13 @@ public sealed partial class Trainer : IDisposable
     /// <summary>Writes training-dynamics diagnostics every few steps (see <see cref="StepStats"/>); null writes none.</summary>
     public StepStats? Stats { get; set; }
 
+    /// <summary>
+    /// Handed the scalars of every step (classifier/loss, classifier/lr, classifier/images_per_s), of
+    /// every reward (reward/reward) and of every PPO update (Stable-Baselines3's train/* names), with
+    /// the global step; null hands out none. TensorBoard's event file is written from them.
+    /// </summary>
+    public Action<long, IReadOnlyList<(string Tag, double Value)>>? Scalars { get; set; }
+
     /// <summary>Called after every training step with a snapshot of the epoch so far (on the training thread; keep it cheap).</summary>
     public Action<StepProgress>? Progress { get; set; }
 
@@ -126,8 +133,10 @@ public sealed partial class Trainer : IDisposable
         int steps = _train.BatchesPerEpoch, first = e.Done;
         var clock = Stopwatch.StartNew();
         bool gradSim = Agent != null && Config.Reward.Kind == RewardKind.GradSim;
+        var stepClock = new Stopwatch();
         while (e.Done < steps)
         {
+            stepClock.Restart();
             var batch = _train.FillBatch(e.Plan, e.Done, _rng);
             _step++;
             var trace = Trace is { } tr && tr.Records(_step) ? tr : null;
@@ -149,6 +158,9 @@ public sealed partial class Trainer : IDisposable
             Sgd.Step();
             trace?.After(_step, batch, mixed, loss, Sgd, Store, Model, Config);
             e.Done++;
+            double stepSeconds = stepClock.Elapsed.TotalSeconds;
+            Scalars?.Invoke(_step, [("classifier/loss", loss), ("classifier/lr", Sgd.LearningRate),
+                ("classifier/images_per_s", stepSeconds > 0 ? Config.Batch / stepSeconds : 0)]);
 
             if (Agent != null)
             {
@@ -165,8 +177,13 @@ public sealed partial class Trainer : IDisposable
                     e.RewardSum += r;
                     e.Rewards++;
                 }
+                if (r != 0 || gradSim || _reward.IsRewardStep(_step, episodeEnd: e.Done == steps)) Scalars?.Invoke(_step, [("reward/reward", r)]);
                 Agent.Observe((float)r, done: e.Done == steps);
-                if (Agent.RolloutFull) e.Ppo = Agent.Update(null);
+                if (Agent.RolloutFull)
+                {
+                    e.Ppo = Agent.Update(null);
+                    if (Scalars != null) Scalars(_step, PpoScalars(e.Ppo));
+                }
             }
             if (Progress != null)
             {
@@ -187,6 +204,15 @@ public sealed partial class Trainer : IDisposable
         return new EpochResult(epoch, e.LossSum / steps, test.Top1, Sgd.LearningRate, e.Histogram, e.Rewards > 0 ? e.RewardSum / e.Rewards : 0, e.Rewards, e.Ppo,
             seconds, steps * Config.Batch / seconds) { TestTop5 = test.Top5, TestLoss = test.CrossEntropy };
     }
+
+    /// <summary>An update's statistics under Stable-Baselines3's logger keys.</summary>
+    private List<(string, double)> PpoScalars(PpoUpdateStats u) =>
+    [
+        ("train/policy_gradient_loss", u.PolicyLoss), ("train/value_loss", u.ValueLoss), ("train/entropy_loss", u.EntropyLoss),
+        ("train/approx_kl", u.ApproxKl), ("train/clip_fraction", u.ClipFraction), ("train/loss", u.Loss),
+        ("train/explained_variance", u.ExplainedVariance), ("train/n_updates", Agent!.Updates * Agent.Config.NEpochs),
+        ("train/clip_range", Agent.Config.ClipRange), ("train/learning_rate", Agent.Config.LearningRate),
+    ];
 
     /// <summary>
     /// The grad-sim reward of a step: the mixed batch's input gradient pooled into (B,p,p) maps exactly

@@ -35,6 +35,9 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
     /// <summary>Write steps.jsonl (see <see cref="StepStats"/>) every this many steps; null writes none.</summary>
     public int? StepStatsEvery { get; init; }
 
+    /// <summary>Write TensorBoard's event file (see <see cref="TensorBoardWriter"/>) in the run folder; off with --no-tensorboard.</summary>
+    public bool TensorBoard { get; init; } = true;
+
     /// <summary>True when the last Run or Resume ended on <see cref="Stop"/> before the configured epochs.</summary>
     public bool Interrupted { get; private set; }
 
@@ -73,6 +76,8 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
                 : trainer.StepsIntoEpoch is int s ? $"resuming in epoch {done + 1} of {config.Epochs} after step {s} of {trainer.BatchesPerEpoch}"
                 : $"resuming after epoch {done} of {config.Epochs}");
         }
+        using var events = TensorBoard ? new TensorBoardWriter(Folder) : null;
+        if (events != null) trainer.Scalars = events.Scalars;
         var total = Stopwatch.StartNew();
         for (int epoch = done + 1; epoch <= Math.Min(config.Epochs, stopAfterEpoch ?? int.MaxValue); epoch++)
         {
@@ -88,6 +93,14 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
             if (!double.IsFinite(r.TrainLoss))
                 throw new TrainingDivergedException($"epoch {epoch}: the training loss is {r.TrainLoss}: training diverged; lower the peak learning rate (--lr-max, {config.Optim.LrMax}) and train again");
             metrics.Append(ToMetrics(r));
+            if (events != null)
+            {
+                double shares = Math.Max(1, r.ActionHistogram.Sum(c => (double)c));
+                events.Scalars((long)epoch * trainer.BatchesPerEpoch, [("test/top1", r.TestTop1), ("test/top5", r.TestTop5), ("test/loss", r.TestLoss),
+                    ("epoch/train_loss", r.TrainLoss), ("epoch/seconds", r.Seconds),
+                    .. trainer.Agent == null ? [] : r.ActionHistogram.Select((c, a) => ($"actions/share_{a}", c / shares))]);
+                events.Flush();
+            }
             TrainingPlots.WriteCurves(Path.Combine(Folder, "curves.png"), metrics.Epochs);
             TrainingPlots.WriteActionHeatmap(Path.Combine(Folder, "actions.png"), metrics.Epochs);
             // state.rlmt first: its rename commits the epoch; model.safetensors is an export rewritten on resume if it lags.
