@@ -49,6 +49,20 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
 
     private IReadOnlyList<EpochMetrics> Execute(bool resume, int? stopAfterEpoch)
     {
+        try { return ExecuteLocked(resume, stopAfterEpoch); }
+        catch (IOException e) when (IsDiskFull(e))
+        {
+            int? kept = Directory.Exists(Folder) ? Trainer.StateEpoch(Folder) : null;
+            throw new DiskFullException($"the disk is full ({e.Message.Trim()}); the last checkpoint{(kept is int k ? $" (epoch {k})" : "")} is intact: " +
+                $"free some space, then continue with: rlmixup resume {Folder}", e);
+        }
+    }
+
+    /// <summary>ENOSPC (and EDQUOT) on Unix, ERROR_DISK_FULL and ERROR_HANDLE_DISK_FULL on Windows.</summary>
+    private static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 122 or 0x70 or 0x27;
+
+    private IReadOnlyList<EpochMetrics> ExecuteLocked(bool resume, int? stopAfterEpoch)
+    {
         Directory.CreateDirectory(Folder);
         using var writer = RunLock.Acquire(Folder);
         using var stats = StepStatsEvery is int every ? new StepStats(Path.Combine(Folder, "steps.jsonl"), every, append: resume) : null;
@@ -183,3 +197,6 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
         return values;
     }
 }
+
+/// <summary>A write failed for want of space; the message says what is intact and how to continue.</summary>
+public sealed class DiskFullException(string message, Exception inner) : IOException(message, inner);
