@@ -1,5 +1,6 @@
 // Build script: dotnet tool restore && dotnet cake --target=Test
 // Targets: Build, Test, Bench (Bench runs BenchmarkDotNet; pass --bench-filter='*Conv*' to narrow it),
+// PackTool (the .NET tool package in artifacts/tool: dotnet tool install --global --add-source artifacts/tool RlMixup),
 // PublishGpu (a self-contained NativeAOT rlmixup for linux-x64 in artifacts/gpu: copy that folder to a
 // GPU machine, which needs the NVIDIA driver and the CUDA libraries but no .NET).
 var target = Argument("target", "Test");
@@ -25,6 +26,14 @@ Task("Bench")
 {
     DotNetRun("bench/RlMixup.Bench.csproj", new ProcessArgumentBuilder().Append("--filter").AppendQuoted(benchFilter),
         new DotNetRunSettings { Configuration = configuration, NoBuild = true });
+});
+
+Task("PackTool")
+    .Does(() =>
+{
+    var output = MakeAbsolute(Directory("artifacts/tool"));
+    CleanDirectory(output);
+    DotNetPack("src/Engine/RlMixup.Engine.csproj", new DotNetPackSettings { Configuration = "Release", OutputDirectory = output });
 });
 
 // The NativeAOT binary embeds the runtime, the engine and the PTX kernels (resources of RlMixup.Core);
