@@ -289,7 +289,10 @@ public partial class StopAndResumeTests
             Assert.That(all, Does.Not.Contain("   at ").And.Not.Contain("Exception"), "no stack trace");
             Assert.That(output, Has.None.StartWith("stopped ").And.None.StartWith("done in"), "it ended before finishing the step\n" + all);
             Assert.That(Trainer.StateEpoch(dir), Is.Null, "no checkpoint: the first epoch did not end");
-            Assert.That(Directory.GetFiles(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "config.json", "metrics.jsonl", RunLock.LockFile, RunLock.OwnerFile }),
+            var files = Directory.GetFiles(dir).Select(Path.GetFileName).ToList();
+            Assert.That(files.Count(f => f!.StartsWith("events.out.tfevents.", StringComparison.Ordinal)), Is.EqualTo(1), "the TensorBoard file, opened at the start");
+            Assert.That(files.Where(f => !f!.StartsWith("events.out.tfevents.", StringComparison.Ordinal)),
+                Is.EquivalentTo(new[] { "config.json", "metrics.jsonl", RunLock.LockFile, RunLock.OwnerFile }),
                 "nothing half-written besides the files the run opened at its start");
             var (code, _, resumeErr) = Cli("resume", dir, "--no-live");
             Assert.That(code, Is.EqualTo(2));

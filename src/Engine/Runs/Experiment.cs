@@ -121,7 +121,7 @@ public sealed class Experiment(string folder, RunSpec baseSpec, IReadOnlyList<Ex
         md.AppendLine("| arm | seeds | final top-1 (%) | best top-1 (%) | final top-5 (%) | test loss |");
         md.AppendLine("|---|---|---|---|---|---|");
         foreach (var r in rows)
-            md.AppendLine($"| {r.Arm} | {r.Seeds} | {Pct(r.Final)} | {Pct(r.Best)} | {Pct(r.Top5)} | {(r.Seeds == 0 ? "–" : $"{r.Loss.Mean.ToString("F4", CultureInfo.InvariantCulture)} ± {r.Loss.Std.ToString("F4", CultureInfo.InvariantCulture)}")} |");
+            md.AppendLine($"| {r.Arm} | {r.Seeds} | {Pct(r.Final)} | {Pct(r.Best)} | {Pct(r.Top5)} | {(r.Seeds == 0 ? "–" : r.Seeds == 1 ? r.Loss.Mean.ToString("F4", CultureInfo.InvariantCulture) : $"{r.Loss.Mean.ToString("F4", CultureInfo.InvariantCulture)} ± {r.Loss.Std.ToString("F4", CultureInfo.InvariantCulture)}")} |");
         md.AppendLine();
         foreach (var a in Arms) md.AppendLine($"- **{a.Name}**: {a.Description}");
         MixupFigure.WriteAtomically(Path.Combine(Folder, "results.md"), Encoding.UTF8.GetBytes(md.ToString()));
@@ -135,7 +135,13 @@ public sealed class Experiment(string folder, RunSpec baseSpec, IReadOnlyList<Ex
 
     private static string N(double v) => double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "";
 
-    private static string Pct(Moments m) => m.N == 0 ? "–" : $"{(100 * m.Mean).ToString("F2", CultureInfo.InvariantCulture)} ± {(100 * m.Std).ToString("F2", CultureInfo.InvariantCulture)}";
+    /// <summary>"57.08 ± 1.56" in percent; one seed has no spread to show, none is "–".</summary>
+    private static string Pct(Moments m) => m.N switch
+    {
+        0 => "–",
+        1 => (100 * m.Mean).ToString("F2", CultureInfo.InvariantCulture),
+        _ => $"{(100 * m.Mean).ToString("F2", CultureInfo.InvariantCulture)} ± {(100 * m.Std).ToString("F2", CultureInfo.InvariantCulture)}",
+    };
 
     /// <summary>Mean and std of test top-1 (in %) per epoch over the runs.</summary>
     private static (double[] Epochs, double[] Mean, double[] Std) Band(List<IReadOnlyList<EpochMetrics>> runs)
