@@ -113,7 +113,7 @@ public static class TrainCommands
     public static void FetchIfMissing(RunSpec spec)
     {
         string name = spec.Data.Dataset, root = spec.Data.Folder;
-        if (name != "synthetic" && !Directory.Exists(name == "cifar10" ? Dataset.Cifar10Folder(root) : Dataset.Cifar100Folder(root))) Fetch(name, root);
+        if (!Dataset.IsPresent(name, root)) Fetch(name, root);
     }
 
     private static Command Build(string commandName, string description, string? fixedDataset)

@@ -17,18 +17,30 @@ public sealed record Dataset(string Name, ImageSet Train, ImageSet Test, IReadOn
     /// <summary>
     /// Loads a dataset by name. cifar10/cifar100 are read from <paramref name="dataRoot"/>: either the
     /// folder holding the binary files itself, or the data folder that holds the extracted official
-    /// archive (<c>cifar-10-batches-bin/</c>, <c>cifar-100-binary/</c>). synthetic is generated from
+    /// archive (<c>cifar-10-batches-bin/</c>, <c>cifar-100-binary/</c>), or torchvision's Python
+    /// version (<c>cifar-10-batches-py/</c>, <c>cifar-100-python/</c>, see <see cref="CifarPickle"/>) when
+    /// the binary one is absent. synthetic is generated from
     /// <paramref name="seed"/> (<see cref="SyntheticData"/>; 10,000 training and 2,000 test images
     /// unless limited). <paramref name="maxTrain"/>/<paramref name="maxTest"/> keep the first records.
     /// </summary>
     public static Dataset Load(string name, string dataRoot, int? maxTrain = null, int? maxTest = null, ulong seed = 0) =>
         name.ToLowerInvariant() switch
         {
-            "cifar10" => LoadCifar10(Cifar10Folder(dataRoot), maxTrain, maxTest),
-            "cifar100" => LoadCifar100(Cifar100Folder(dataRoot), maxTrain, maxTest),
+            "cifar10" => !Directory.Exists(Cifar10Folder(dataRoot)) && CifarPickle.FindCifar10(dataRoot) is string py
+                ? CifarPickle.LoadCifar10(py, maxTrain, maxTest) : LoadCifar10(Cifar10Folder(dataRoot), maxTrain, maxTest),
+            "cifar100" => !Directory.Exists(Cifar100Folder(dataRoot)) && CifarPickle.FindCifar100(dataRoot) is string py
+                ? CifarPickle.LoadCifar100(py, maxTrain, maxTest) : LoadCifar100(Cifar100Folder(dataRoot), maxTrain, maxTest),
             "synthetic" => SyntheticData.Generate(maxTrain ?? 10_000, maxTest ?? 2_000, seed: seed),
             _ => throw new DataFormatException($"unknown dataset '{name}' (expected one of {string.Join(", ", Names)})"),
         };
+
+    /// <summary>Whether <paramref name="dataRoot"/> holds the dataset, in the binary or in the Python (torchvision) version.</summary>
+    public static bool IsPresent(string name, string dataRoot) => name switch
+    {
+        "cifar10" => Directory.Exists(Cifar10Folder(dataRoot)) || CifarPickle.FindCifar10(dataRoot) != null,
+        "cifar100" => Directory.Exists(Cifar100Folder(dataRoot)) || CifarPickle.FindCifar100(dataRoot) != null,
+        _ => true,
+    };
 
     /// <summary>The folder holding the CIFAR-10 binary files under <paramref name="dataRoot"/>.</summary>
     public static string Cifar10Folder(string dataRoot) =>
