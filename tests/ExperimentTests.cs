@@ -123,6 +123,18 @@ public class ExperimentTests
             Assert.That(lastFile.Metadata["epoch"], Is.EqualTo("4"));
             bool same = bestFile.Tensors["linear.weight"].ToFloats().SequenceEqual(lastFile.Tensors["linear.weight"].ToFloats());
             Assert.That(same, Is.EqualTo(best == 4), $"best epoch {best} of [{string.Join(", ", top1)}]");
+            // The training state is safetensors, exact values in the dtypes Python reads as they are.
+            var state = Core.IO.Safetensors.Read(Path.Combine(dir, Engine.Training.Trainer.StateFile)).Tensors;
+            Assert.That((state["trainer.step"].Dtype, state["trainer.rng"].Dtype, state["reward.previous"].Dtype, state["classifier.conv1.weight"].Dtype),
+                Is.EqualTo(("I64", "U64", "F64", "F32")));
+            Assert.That(state["trainer.step"].ToInt64(), Is.EqualTo(new long[] { 20 }));
+            if (File.Exists(PythonTorch.Python))
+            {
+                var (py, text) = PythonTorch.Run(["-c", "import json,struct,sys; f=open(sys.argv[1],'rb'); n=struct.unpack('<Q',f.read(8))[0]; h=json.loads(f.read(n)); " +
+                    "d=f.read(); o=h['trainer.step']['data_offsets']; print(h['trainer.step']['dtype'], struct.unpack('<q', d[o[0]:o[1]])[0])",
+                    Path.Combine(dir, Engine.Training.Trainer.StateFile)], Path.GetTempPath());
+                Assert.That((py, text.Trim()), Is.EqualTo((0, "I64 20")));
+            }
             var recorded = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!["recorded"]!.AsObject();
             Assert.That(recorded.ContainsKey("engine_version") && recorded.ContainsKey("git_commit"), Is.True);
             Assert.That(recorded["engine_version"]!.GetValue<string>(), Does.Match(@"^\d+\.\d+\.\d+"));

@@ -128,7 +128,7 @@ public class ResumeTests
             File.WriteAllBytes(Path.Combine(dir, Trainer.StateFile + ".tmp-1-0123"), [1, 2]);
             ResumeFromDisk(dir, stopAfterEpoch: 1);
             Assert.That(File.ReadAllLines(metrics), Has.Length.EqualTo(1));
-            Assert.That(File.ReadAllBytes(model), Is.EqualTo(epoch1), "model.safetensors rebuilt from state.rlmt");
+            Assert.That(File.ReadAllBytes(model), Is.EqualTo(epoch1), "model.safetensors rebuilt from state.safetensors");
             Assert.That(Directory.GetFiles(dir, "*tmp*"), Is.Empty, "a killed write's temporary file is removed");
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }

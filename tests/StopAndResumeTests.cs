@@ -75,10 +75,8 @@ public partial class StopAndResumeTests
         return o.ToJsonString();
     })];
 
-    private static float Entry(string dir, string name) => TensorFile.Read(Path.Combine(dir, Trainer.StateFile))[name].Data[0];
-
-    private static long Limbs(string dir, string name) =>
-        ExactFloats.ToLong(TensorFile.Read(Path.Combine(dir, Trainer.StateFile))[name].Data, name);
+    /// <summary>An I64 entry of the run's training state.</summary>
+    private static long Entry(string dir, string name) => CheckpointReader.Read(Path.Combine(dir, Trainer.StateFile)).I64(name);
 
     // Global steps after which the run is stopped, one stop per run segment, then resumed to the end.
     [TestCase(new long[] { 1 }, TestName = "after the first step of epoch 1")]
@@ -97,9 +95,9 @@ public partial class StopAndResumeTests
                 Assert.That(Train(dir, resume, s), Is.True, $"a stop after global step {s} ends the run early");
                 long epochsDone = s / 5, stepsInto = s % 5;
                 Assert.That(Trainer.StateEpoch(dir), Is.EqualTo(epochsDone));
-                Assert.That(Limbs(dir, "trainer.step"), Is.EqualTo(s));
+                Assert.That(Entry(dir, "trainer.step"), Is.EqualTo(s));
                 Assert.That(Entry(dir, "checkpoint.format"), Is.EqualTo(stepsInto == 0 ? 1 : 2));
-                if (stepsInto > 0) Assert.That(Limbs(dir, "epoch.steps_done"), Is.EqualTo(stepsInto));
+                if (stepsInto > 0) Assert.That(Entry(dir, "epoch.steps_done"), Is.EqualTo(stepsInto));
                 Assert.That(File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")), Has.Length.EqualTo(epochsDone));
                 resume = true;
             }
@@ -125,7 +123,7 @@ public partial class StopAndResumeTests
         {
             Assert.That(Train(whole, resume: false, stopAfterGlobalStep: null, gradSim), Is.False);
             Assert.That(Train(dir, resume: false, stopAfterGlobalStep: 7, gradSim), Is.True);
-            Assert.That(Limbs(dir, "epoch.rewards"), Is.EqualTo(2));
+            Assert.That(Entry(dir, "epoch.rewards"), Is.EqualTo(2));
             Assert.That(Train(dir, resume: true, stopAfterGlobalStep: null), Is.False);
             Assert.That(Metrics(dir), Has.Length.EqualTo(2));
             Assert.That(Metrics(dir), Is.EqualTo(Metrics(whole)).AsCollection);
@@ -145,8 +143,9 @@ public partial class StopAndResumeTests
         {
             Assert.That(Train(dir, resume: false, stopAfterGlobalStep: 7), Is.True);
             string path = Path.Combine(dir, Trainer.StateFile);
-            var entries = TensorFile.Read(path).Select(kv => (kv.Key, kv.Value.Shape, kv.Key == "epoch.steps_done" ? ExactFloats.FromLong(9) : kv.Value.Data)).ToList();
-            TensorFile.WriteAtomic(path, entries);
+            var file = Safetensors.Read(path);
+            var tensors = file.Tensors.Values.Select(t => t.Name == "epoch.steps_done" ? SafeTensor.FromInt64(t.Name, [1], [9]) : t).ToList();
+            Safetensors.WriteAtomic(path, tensors, file.Metadata);
             var e = Assert.Throws<InvalidDataException>(() => Train(dir, resume: true, stopAfterGlobalStep: null))!;
             Assert.That(e.Message, Does.Contain(path).And.Contain("step 9 of epoch 2"));
         }

@@ -24,6 +24,36 @@ public sealed record SafeTensor(string Name, string Dtype, long[] Shape, byte[] 
         return new SafeTensor(name, "I64", shape, data);
     }
 
+    public static SafeTensor FromFloat64(string name, long[] shape, ReadOnlySpan<double> values)
+    {
+        var data = new byte[values.Length * sizeof(double)];
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(data.AsSpan(i * 8), values[i]);
+        return new SafeTensor(name, "F64", shape, data);
+    }
+
+    public static SafeTensor FromUInt64(string name, long[] shape, ReadOnlySpan<ulong> values)
+    {
+        var data = new byte[values.Length * sizeof(ulong)];
+        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteUInt64LittleEndian(data.AsSpan(i * 8), values[i]);
+        return new SafeTensor(name, "U64", shape, data);
+    }
+
+    public double[] ToFloat64()
+    {
+        if (Dtype != "F64") throw new InvalidDataException($"tensor '{Name}' is {Dtype}, not F64");
+        var v = new double[Data.Length / 8];
+        for (int i = 0; i < v.Length; i++) v[i] = BinaryPrimitives.ReadDoubleLittleEndian(Data.AsSpan(i * 8));
+        return v;
+    }
+
+    public ulong[] ToUInt64()
+    {
+        if (Dtype != "U64") throw new InvalidDataException($"tensor '{Name}' is {Dtype}, not U64");
+        var v = new ulong[Data.Length / 8];
+        for (int i = 0; i < v.Length; i++) v[i] = BinaryPrimitives.ReadUInt64LittleEndian(Data.AsSpan(i * 8));
+        return v;
+    }
+
     public float[] ToFloats()
     {
         if (Dtype != "F32") throw new InvalidDataException($"tensor '{Name}' is {Dtype}, not F32");

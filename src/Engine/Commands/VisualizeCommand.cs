@@ -31,7 +31,7 @@ public static class VisualizeCommand
         var outOpt = new Option<string>("--out") { Description = "the PNG to write", DefaultValueFactory = _ => "mixup.png" };
         var checkpoint = new Option<string?>("--checkpoint")
         {
-            Description = "a run folder: its model.safetensors is the classifier, and for an rl run the agent in state.rlmt picks the actions",
+            Description = "a run folder: its model.safetensors is the classifier, and for an rl run the agent in state.safetensors picks the actions",
         };
         var width = new Option<int>("--width") { Description = "width of the freshly initialised classifier (without --checkpoint)", DefaultValueFactory = _ => 64 };
         width.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--width must be at least 1"); });
@@ -127,7 +127,7 @@ public static class VisualizeCommand
         return model.Backward(loss.Backward(), weightGrads: false, inputGrad: true)!.ToArray();
     }
 
-    /// <summary>The run's PPO agent from state.rlmt, or null (with a note) when the run has none.</summary>
+    /// <summary>The run's PPO agent from state.safetensors, or null (with a note) when the run has none.</summary>
     private static PpoAgent? LoadAgent(RunCheckpoint run, RunSpec config, IBackend backend, TextWriter log)
     {
         string statePath = Path.Combine(run.Folder, Trainer.StateFile);
@@ -139,12 +139,12 @@ public static class VisualizeCommand
         var agent = RunFactory.Agent(backend, config, (int)(run.Recorded("steps_per_epoch") ?? 1));
         try
         {
-            var file = TensorFile.Read(statePath);
-            agent.LoadCheckpoint(file, "agent/", statePath);
-            int epoch = (int)ExactFloats.ToLong(file["checkpoint.epoch"].Data, "checkpoint.epoch");
+            var file = CheckpointReader.Read(statePath);
+            agent.LoadCheckpoint(file.Under("agent/"));
+            int epoch = file.Int("checkpoint.epoch");
             log.WriteLine($"actions: sampled by the run's PPO agent ({statePath}, epoch {epoch})");
         }
-        catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or IOException)
+        catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or IOException or ArgumentException or FormatException or System.Text.Json.JsonException)
         {
             agent.Dispose();
             throw new CliException($"{statePath}: cannot restore the agent ({e.Message})");

@@ -91,10 +91,10 @@ public sealed class Experiment(string folder, RunSpec baseSpec, IReadOnlyList<Ex
 
     public RunState State(ExperimentArm arm, ulong seed)
     {
+        // A run whose metrics.jsonl holds every epoch is done, whatever its checkpoint looks like.
         var run = new RunFolder(RunPath(arm, seed));
-        int? epoch = run.CheckpointEpoch;
-        if (epoch == null) return RunState.Fresh;
-        return epoch >= Base.Epochs && run.Metrics().Count >= Base.Epochs ? RunState.Done : RunState.Checkpointed;
+        if (run.Metrics().Count >= Base.Epochs) return RunState.Done;
+        return run.CheckpointEpoch == null ? RunState.Fresh : RunState.Checkpointed;
     }
 
     /// <summary>Per arm, the finished seeds' metrics (a run counts once all its epochs are in metrics.jsonl).</summary>

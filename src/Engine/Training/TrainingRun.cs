@@ -11,9 +11,9 @@ namespace RlMixup.Engine.Training;
 /// <summary>
 /// A training run and its folder: config.json (every hyper-parameter, the seed, the device, the
 /// versions), metrics.jsonl (one object per epoch), curves.png and actions.png redrawn every epoch,
-/// the trainer's full state as state.rlmt (see <see cref="Trainer.SaveState"/>) and the classifier as
+/// the trainer's full state as state.safetensors (see <see cref="Trainer.SaveState"/>) and the classifier as
 /// model.safetensors (PyTorch names) after every epoch. Every file is written to a temporary name and
-/// renamed; state.rlmt is renamed before model.safetensors, and a resume trusts state.rlmt alone.
+/// renamed; state.safetensors is renamed before model.safetensors, and a resume trusts state.safetensors alone.
 /// </summary>
 public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, string folder, TextWriter log)
 {
@@ -44,7 +44,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
     /// <summary>Runs every epoch from the start; <paramref name="stopAfterEpoch"/> ends early, as an interruption would.</summary>
     public IReadOnlyList<EpochMetrics> Run(int? stopAfterEpoch = null) => Execute(resume: false, stopAfterEpoch);
 
-    /// <summary>Continues the run in the folder from its last complete checkpoint (state.rlmt) to the configured epochs.</summary>
+    /// <summary>Continues the run in the folder from its last complete checkpoint (state.safetensors) to the configured epochs.</summary>
     public IReadOnlyList<EpochMetrics> Resume(int? stopAfterEpoch = null) => Execute(resume: true, stopAfterEpoch);
 
     private IReadOnlyList<EpochMetrics> Execute(bool resume, int? stopAfterEpoch)
@@ -117,7 +117,7 @@ public sealed class TrainingRun(IBackend backend, Dataset data, RunSpec config, 
             }
             TrainingPlots.WriteCurves(Path.Combine(Folder, "curves.png"), metrics.Epochs);
             TrainingPlots.WriteActionHeatmap(Path.Combine(Folder, "actions.png"), metrics.Epochs);
-            // state.rlmt first: its rename commits the epoch; model.safetensors is an export rewritten on resume if it lags.
+            // state.safetensors first: its rename commits the epoch; model.safetensors is an export rewritten on resume if it lags.
             trainer.SaveState(Folder);
             WriteModel(trainer, epoch);
             if (BestEpoch(metrics.Epochs) == epoch) WriteModel(trainer, epoch, _files.BestModelPath);
