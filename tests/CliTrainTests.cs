@@ -35,10 +35,25 @@ public class CliTrainTests
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 
+    /// <summary>A missing CIFAR is fetched as torchvision's download=True does; with RLMIXUP_OFFLINE=1 it is one line instead, and nothing is created.</summary>
+    [Test, NonParallelizable]
+    public void AMissingDatasetIsFetchedUnlessOffline()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "rlmixup-missing-" + Guid.NewGuid().ToString("N"));
+        string? old = Environment.GetEnvironmentVariable("RLMIXUP_OFFLINE");
+        Environment.SetEnvironmentVariable("RLMIXUP_OFFLINE", "1");
+        try
+        {
+            var (code, _, err) = Run("train", "--dataset", "cifar10", "--data", root, "--epochs", "1");
+            Assert.That((code, err.Trim()), Is.EqualTo((2, $"error: cifar10 is not in {root} and downloads are off (RLMIXUP_OFFLINE); put the dataset there, or unset RLMIXUP_OFFLINE to fetch it")));
+            Assert.That(Directory.Exists(root), Is.False);
+        }
+        finally { Environment.SetEnvironmentVariable("RLMIXUP_OFFLINE", old); }
+    }
+
     [TestCase("train --epochs 0", "--epochs 0: must be at least 1")]
     [TestCase("train --policy best", "--policy")]
     [TestCase("train --device tpu", "--device")]
-    [TestCase("train --dataset cifar10 --data /nonexistent-folder", "/nonexistent-folder")]
     [TestCase("train --dataset synthetic --alpha -1", "--alpha -1: must be a positive number")]
     [TestCase("train --dataset synthetic --policy cutmix --reward grad-sim", "--reward grad-sim: grad-sim rewards the rl policy only, not cutmix")]
     [TestCase("cifar10 --policy none --reward grad-sim", "--reward grad-sim: grad-sim rewards the rl policy only, not none")]

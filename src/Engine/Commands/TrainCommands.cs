@@ -101,12 +101,23 @@ public static class TrainCommands
         return cmd;
     }
 
-    /// <summary>Downloads a missing CIFAR dataset into <paramref name="dataRoot"/>; returns its folder.</summary>
+    /// <summary>Downloads a missing CIFAR dataset into <paramref name="dataRoot"/>; returns its folder. RLMIXUP_OFFLINE=1 refuses instead (as HF_HUB_OFFLINE does).</summary>
     public static string Fetch(string dataset, string dataRoot)
     {
+        if (Environment.GetEnvironmentVariable("RLMIXUP_OFFLINE") is "1" or "true")
+            throw new CliException($"{dataset} is not in {dataRoot} and downloads are off (RLMIXUP_OFFLINE); put the dataset there, or unset RLMIXUP_OFFLINE to fetch it");
+        bool created = !Directory.Exists(dataRoot);
         Directory.CreateDirectory(dataRoot);
-        var bar = ProgressBar.Console(Console.Out);
-        return new Downloader().FetchAsync(DatasetArchive.Find(dataset), dataRoot, bar).GetAwaiter().GetResult();
+        try
+        {
+            var bar = ProgressBar.Console(Console.Out);
+            return new Downloader().FetchAsync(DatasetArchive.Find(dataset), dataRoot, bar).GetAwaiter().GetResult();
+        }
+        catch when (created && !Directory.EnumerateFileSystemEntries(dataRoot).Any())
+        {
+            Directory.Delete(dataRoot); // a failed download leaves no empty folder behind
+            throw;
+        }
     }
 
     /// <summary>Fetches a CIFAR dataset the spec names when its folder is missing.</summary>
@@ -130,7 +141,8 @@ public static class TrainCommands
             if (fixedDataset != null) spec = spec with { Data = spec.Data with { Dataset = fixedDataset } };
             if (spec.InitWeights is string iw && !File.Exists(iw)) throw new CliException($"--init-weights {iw}: no such file");
             var trace = output.Trace(r);
-            if (fixedDataset != null) FetchIfMissing(spec);
+            FetchIfMissing(spec); // as torchvision's download=True: a missing CIFAR is fetched, checked and unpacked
+
             using var backend = RunFactory.Backend(spec, Console.Out);
             return Run(backend, spec, r.GetValue(output.Out), r.GetValue(output.NoLive), trace, r.GetValue(output.StepStats), !r.GetValue(output.NoTensorBoard));
         });
