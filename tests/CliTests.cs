@@ -25,4 +25,24 @@ public class CliTests
         finally { Console.SetError(old); }
         Assert.That(err.ToString(), Does.Contain("error: Unrecognized command or argument '--no-such-flag'"));
     }
+
+    [TestCase("train")]
+    [TestCase("experiment")]
+    [TestCase("resume")]
+    [TestCase("eval")]
+    [TestCase("visualize")]
+    [TestCase("bench")]
+    [TestCase("demo")]
+    public void HelpWorksEvenWithoutTheRequiredArguments(string command)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        int code;
+        try { code = Cli.Run([command, "--help"]); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+        Assert.That((code, e.ToString()), Is.EqualTo((0, "")));
+        Assert.That(o.ToString(), Does.Contain("Usage:").And.Contain(command));
+    }
 }

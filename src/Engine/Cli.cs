@@ -31,7 +31,8 @@ public static class Cli
         try
         {
             var parse = root.Parse(args);
-            if (parse.Errors.Count > 0)
+            // --help shows the help even when the rest of the line is incomplete (a required option missing).
+            if (parse.Errors.Count > 0 && parse.Action is not (Runs.GroupedHelp or System.CommandLine.Help.HelpAction))
             {
                 foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {OneLine(e)}");
                 Console.Error.WriteLine("Run with --help for usage.");
