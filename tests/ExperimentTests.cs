@@ -182,13 +182,7 @@ public class ExperimentTests
     /// <summary>Starts the engine on <paramref name="args"/> and kills it (SIGKILL) once <paramref name="file"/> exists.</summary>
     private static void KillDuring(string[] args, string file)
     {
-        string dll = typeof(Engine.Cli).Assembly.Location;
-        if (!File.Exists(Path.ChangeExtension(dll, ".runtimeconfig.json"))) Assert.Ignore($"{dll} has no runtimeconfig beside it: it cannot be started on its own");
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
-        var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
+        using var p = EngineProcess.Start(new Dictionary<string, string?>(), args);
         _ = p.StandardOutput.ReadToEndAsync();
         _ = p.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
