@@ -21,7 +21,7 @@ public class ExperimentTests
     private static string TempDir() => Path.Combine(Path.GetTempPath(), "rlmixup-experiment-" + Guid.NewGuid().ToString("N"));
 
     /// <summary>metrics.jsonl without the timing fields.</summary>
-    private static string Metrics(string run) => string.Join("\n", File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(line =>
+    internal static string Metrics(string run) => string.Join("\n", File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(line =>
     {
         var o = JsonNode.Parse(line)!.AsObject();
         o.Remove("epoch_seconds");

@@ -5,7 +5,8 @@ using RlMixup.Core.Cpu;
 namespace RlMixup.Tests;
 
 /// <summary>
-/// Gemm.Sgemm (and the scalar fallback) against a float64 reference.
+/// Gemm.Sgemm (and the scalar fallback) against a float64 reference, once per micro-kernel:
+/// the AVX2 kernel on every machine, the AVX-512 kernel where the CPU has it.
 ///
 /// Tolerance: a float32 dot product of length k accumulated in any order has error at most
 /// ≈ k·u·Σ_p|a_p·b_p| with u = 2^-24 ≈ 6e-8 (Higham, §3.1); in practice it grows like √k·u.
@@ -13,16 +14,24 @@ namespace RlMixup.Tests;
 /// here (4608) k·u ≈ 2.7e-4 is the worst case, √k·u ≈ 4e-6, so 1e-5 leaves headroom for the
 /// typical case while still catching any indexing bug (which produces O(1) relative errors).
 /// </summary>
-public unsafe class GemmTests
+[TestFixture(GemmIsa.Avx2)]
+[TestFixture(GemmIsa.Avx512)]
+public unsafe class GemmTests(GemmIsa isa)
 {
     delegate void SgemmFn(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc);
 
-    static readonly SgemmFn Fast1 = (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) =>
-        Gemm.Sgemm(ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc, threads: 1);
-    static readonly SgemmFn Fast2 = (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) =>
-        Gemm.Sgemm(ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc, threads: 2);
+    SgemmFn Fast1 => (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) =>
+        Gemm.Sgemm(isa, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc, threads: 1);
+    SgemmFn Fast2 => (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) =>
+        Gemm.Sgemm(isa, ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc, threads: 2);
     static readonly SgemmFn Scalar = Gemm.SgemmScalar;
+
+    [SetUp]
+    public void RequireIsa()
+    {
+        if (isa > Gemm.Isa) Assert.Ignore($"this CPU has no {isa} (the engine uses {Gemm.Isa})");
+    }
 
     /// <summary>
     /// Runs one case with padded strides (ld = minimum + pad) and checks every element of C,
@@ -89,6 +98,9 @@ public unsafe class GemmTests
         yield return (19, 50, 300); // k spans two balanced k blocks
         yield return (37, 70, 9);
         yield return (130, 20, 5);  // m spans two MC blocks with a ragged panel in each
+        yield return (8, 32, 3);    // exactly one AVX-512 micro-tile
+        yield return (9, 31, 33);   // one past / one short of it
+        yield return (17, 65, 7);
     }
 
     static readonly (bool, bool)[] Trans = [(false, false), (true, false), (false, true), (true, true)];
@@ -189,13 +201,13 @@ public unsafe class GemmTests
         for (int i = 0; i < a.Length; i++) a[i] = (float)rng.NextDouble();
         for (int i = 0; i < b.Length; i++) b[i] = (float)rng.NextDouble();
         var expect = new float[m * n];
-        fixed (float* pa = a, pb = b, pc = expect) Gemm.Sgemm(false, false, m, n, k, 1f, pa, k, pb, n, 0f, pc, n);
+        fixed (float* pa = a, pb = b, pc = expect) Gemm.Sgemm(isa, false, false, m, n, k, 1f, pa, k, pb, n, 0f, pc, n);
         var results = new float[16][];
         System.Threading.Tasks.Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, t =>
         {
             var c = new float[m * n];
             for (int rep = 0; rep < 20; rep++)
-                fixed (float* pa = a, pb = b, pc = c) Gemm.Sgemm(false, false, m, n, k, 1f, pa, k, pb, n, 0f, pc, n);
+                fixed (float* pa = a, pb = b, pc = c) Gemm.Sgemm(isa, false, false, m, n, k, 1f, pa, k, pb, n, 0f, pc, n);
             results[t] = c;
         });
         foreach (var r in results) Assert.That(r, Is.EqualTo(expect));
@@ -211,13 +223,63 @@ public unsafe class GemmTests
         try
         {
             new Span<float>(a, m * k).Fill(1f); new Span<float>(b, k * n).Fill(1f);
-            Gemm.Sgemm(false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);   // warm up buffers
+            Gemm.Sgemm(isa, false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);   // warm up buffers
             long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 10; i++) Gemm.Sgemm(false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);
+            for (int i = 0; i < 10; i++) Gemm.Sgemm(isa, false, true, m, n, k, 1f, a, k, b, k, 0f, c, n);
             Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
             Assert.That(c[0], Is.EqualTo((float)k));
         }
         finally { NativeMemory.Free(a); NativeMemory.Free(b); NativeMemory.Free(c); }
+    }
+
+    /// <summary>
+    /// Every kernel accumulates each element in the same order with the same roundings, and the
+    /// blocking does not depend on the kernel, so every kernel gives the AVX2 kernel's bits: a run
+    /// reproduces exactly on machines with and without AVX-512. Covers ragged tiles, both k block
+    /// sizes (in-place and packed Aᵀ), alpha and beta, and the two-thread split.
+    /// </summary>
+    [Test]
+    public void SameBitsAsTheAvx2Kernel()
+    {
+        var shapes = SmallShapes().Concat([(144, 70, 600), (64, 300, 520), (200, 90, 150), (60, 333, 130), (576, 64, 64)]);
+        foreach (var (m, n, k) in shapes)
+            foreach (var (ta, tb) in Trans)
+                foreach (var (alpha, beta) in new[] { (1f, 0f), (1f, 1f), (-0.75f, 1f), (2.5f, 0.5f) })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        var mine = Product(isa, ta, tb, m, n, k, alpha, beta, threads);
+                        var avx2 = Product(GemmIsa.Avx2, ta, tb, m, n, k, alpha, beta, threads);
+                        for (int i = 0; i < mine.Length; i++)
+                            if (BitConverter.SingleToInt32Bits(mine[i]) != BitConverter.SingleToInt32Bits(avx2[i]))
+                                Assert.Fail($"{isa} C[{i / n},{i % n}] = {mine[i]:R}, AVX2 {avx2[i]:R} for tA={ta} tB={tb} " +
+                                            $"m={m} n={n} k={k} alpha={alpha} beta={beta} threads={threads}");
+                    }
+    }
+
+    static float[] Product(GemmIsa isa, bool ta, bool tb, int m, int n, int k, float alpha, float beta, int threads)
+    {
+        var rng = new Random(m * 31 + n * 17 + k);
+        var a = new float[Math.Max(1, m * k)];
+        var b = new float[Math.Max(1, k * n)];
+        var c = new float[Math.Max(1, m * n)];
+        for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() * 2 - 1);
+        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() * 2 - 1);
+        for (int i = 0; i < c.Length; i++) c[i] = (float)(rng.NextDouble() * 2 - 1);
+        fixed (float* pa = a, pb = b, pc = c)
+            Gemm.Sgemm(isa, ta, tb, m, n, k, alpha, pa, ta ? m : k, pb, tb ? k : n, beta, pc, n, threads);
+        return c;
+    }
+
+    [Test]
+    public void AnUnsupportedKernelIsRefused()
+    {
+        if (Gemm.Isa == GemmIsa.Avx512) Assert.Ignore("this CPU supports every kernel");
+        var q = new float[4];
+        fixed (float* p = q)
+        {
+            float* r = p;
+            Assert.Throws<PlatformNotSupportedException>(() => Gemm.Sgemm(GemmIsa.Avx512, false, false, 1, 1, 1, 1f, r, 1, r, 1, 0f, r, 1));
+        }
     }
 
     [Test]

@@ -95,7 +95,12 @@ public static class Cli
         if (Fma.IsSupported) features.Add("FMA");
         if (Avx512F.IsSupported) features.Add("AVX-512F");
         if (AdvSimd.IsSupported) features.Add("NEON");
-        yield return $"cpu features {(features.Count > 0 ? string.Join(" ", features) : "none")}; Vector256 accelerated: {Vector256.IsHardwareAccelerated}";
-        yield return $"gemm path    {(Avx.IsSupported && Fma.IsSupported ? "AVX2+FMA packed micro-kernel" : "scalar fallback")}";
+        yield return $"cpu features {(features.Count > 0 ? string.Join(" ", features) : "none")}; Vector256 accelerated: {Vector256.IsHardwareAccelerated}, Vector512: {Vector512.IsHardwareAccelerated}";
+        yield return $"gemm path    " + RlMixup.Core.Cpu.Gemm.Isa switch
+        {
+            RlMixup.Core.Cpu.GemmIsa.Avx512 => "AVX-512 8×32 micro-kernel (6×16 AVX2 for narrow products; the same bits either way)",
+            RlMixup.Core.Cpu.GemmIsa.Avx2 => "AVX2+FMA 6×16 micro-kernel",
+            _ => "scalar fallback",
+        };
     }
 }

@@ -1,7 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using static RlMixup.Core.Cpu.GemmKernels;
+using static RlMixup.Core.Cpu.GemmPack;
 
 namespace RlMixup.Core.Cpu;
 
@@ -14,7 +15,9 @@ namespace RlMixup.Core.Cpu;
 /// <remarks>
 /// BLIS-style structure (Goto/van de Geijn): loop over column blocks of C (NC), then over k
 /// blocks (KC) packing a KC×NC slab of op(B) into 16-wide micro-panels, then over row blocks
-/// (MC), then a 6×16 register-blocked AVX2/FMA micro-kernel (GemmKernels.cs) sweeps the block.
+/// (MC), then a register-blocked micro-kernel sweeps the block: 8×32 with AVX-512 where the CPU
+/// has it, else 6×16 with AVX2/FMA (GemmKernels*.cs). Both give the same bits (see GemmKernels.cs):
+/// nothing here that decides the k blocking or the thread split depends on the kernel.
 /// The shapes this was tuned for are the per-image im2col GEMMs of PreActResNet18 on CIFAR:
 ///   forward   y(Cout×HW)  = W(Cout×9Cin)·col(9Cin×HW):  (64,1024,576) … (512,16,4608)
 ///   bwd data  dcol        = Wᵀ·dy  (transA):           (576,1024,64) … (4608,16,512)
@@ -22,12 +25,15 @@ namespace RlMixup.Core.Cpu;
 /// The work is FMA bound whenever n ≥ 64; for n = 16 the weight matrix is streamed once, so A
 /// is then read in place rather than packed (packing would double the memory traffic).
 /// </remarks>
+/// <summary>The instruction set of a GEMM micro-kernel, in increasing order.</summary>
+public enum GemmIsa { Scalar, Avx2, Avx512 }
+
 public static unsafe class Gemm
 {
     // Cache blocking for Zen 3 (per core: L1d 32 KiB, L2 512 KiB; L3 32 MiB shared):
     //   MC·KC·4 = 240 KiB  A block (packed or read in place), stays in L2 across all B panels,
     //   KC·NC·4 = 8 MiB    packed B slab, lives in L3 (only reached when n > 4096),
-    //   KC·NR·4 = 32 KiB   one packed B micro-panel, streamed from L2 by the kernel.
+    //   KC·NR·4 = 32/64 KiB one packed B micro-panel (NR = 16/32), streamed from L2 by the kernel.
     // KC = 512 is larger than the textbook "B micro-panel fits L1" value (256): measured on the
     // forward shapes it wins 5–15% (fewer passes over C, fewer B packs), and Zen 3's L2 feeds
     // the 64 B of B per 6 cycles the kernel needs with room to spare. The exception is Aᵀ read
@@ -35,19 +41,42 @@ public static unsafe class Gemm
     // must stay in L1 for the next 6-row panel, so that path uses KC_T = 256.
     internal const int KC = 512, KC_T = 256, MC = 120, NC = 4096;
 
-    // A is packed only when it is stored transposed and reused by more than 4 B panels
+    // A is packed only when it is stored transposed and reused across more than 64 columns of B
     // (n > 64). Row-major A is always read in place: measured as fast as packed at every
-    // model shape (1024³ included), and for n ≤ 64 packing costs 15–20%.
-    internal const int PackATransMinPanels = 5;
+    // model shape (1024³ included), and for n ≤ 64 packing costs 15–20%. Counted in columns, not
+    // panels, so that the k blocking (KC or KC_T) is the same whichever kernel runs.
+    internal const int PackATransMinColumns = 65;
+
+    // Threads split C at multiples of these (the least common multiples of the kernels' MR and
+    // NR), so that each strip's blocking is also independent of the kernel.
+    internal const int SplitRows = 24, SplitCols = 32;
+
+    /// <summary>
+    /// The micro-kernel this process uses: AVX-512 when the CPU has it and .NET accelerates
+    /// Vector512 (DOTNET_EnableAVX512=0 or DOTNET_PreferredVectorBitWidth=256 turn it off), else
+    /// AVX2/FMA, else the scalar loops.
+    /// </summary>
+    public static GemmIsa Isa { get; } = Detect();
+
+    static GemmIsa Detect() =>
+        Avx512F.IsSupported && Vector512.IsHardwareAccelerated ? GemmIsa.Avx512
+        : Avx2.IsSupported && Fma.IsSupported ? GemmIsa.Avx2
+        : GemmIsa.Scalar;
 
     // Below this many multiply-adds (m·n·k) a second thread costs more than it saves (waking a
     // pool thread is ~10 µs; 2^21 FMAs is ~50 µs on one core).
     internal const long ParallelMinWork = 1L << 21;
 
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads = 1) =>
+        Sgemm(Isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+
+    /// <summary>Sgemm with a chosen kernel (tests and benchmarks compare them); isa must be supported here.</summary>
+    internal static void Sgemm(GemmIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, int threads = 1)
     {
-        if (!Fma.IsSupported || !Avx2.IsSupported)
+        if (isa > Isa) throw new PlatformNotSupportedException($"the {isa} GEMM kernel needs a CPU with {isa}");
+        if (isa == GemmIsa.Scalar)
         {
             SgemmScalar(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
@@ -62,21 +91,37 @@ public static unsafe class Gemm
 
         int t = Math.Min(threads, Environment.ProcessorCount);
         if (t > 1 && (long)m * n * k >= ParallelMinWork)
-            RunParallel(t, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            RunParallel(isa, t, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else
-            Blocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            Blocked(isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
-    /// <summary>The blocked, packed single-thread GEMM (m, n, k ≥ 1, alpha ≠ 0).</summary>
-    static void Blocked(bool transA, bool transB, int m, int n, int k, float alpha,
+    static void Blocked(GemmIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
     {
+        if (isa == GemmIsa.Avx512 && FillsWideTiles(n)) Blocked<Avx512Kernel>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else Blocked<Avx2Kernel>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// Whether n columns fill 32-wide tiles as well as 16-wide ones: false when the last tile would
+    /// be at most half full and n is small enough for that to matter (n = 16, the Winograd
+    /// filter gradient of 16-channel layers, ran 2.5× slower on 8×32 tiles than on 6×16). The
+    /// kernels agree to the bit, so this is purely a speed choice.
+    /// </summary>
+    static bool FillsWideTiles(int n) => n % 32 == 0 || n % 32 > 16 || n >= 256;
+
+    /// <summary>The blocked, packed single-thread GEMM (m, n, k ≥ 1, alpha ≠ 0).</summary>
+    static void Blocked<K>(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc) where K : IGemmKernel
+    {
+        int MR = K.MR, NR = K.NR;
         var ws = Workspace.Get(Math.Min(k, KC), Math.Min(NC, RoundUp(n, NR)));
         float* tile = stackalloc float[MR * NR];
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
-            bool packA = transA && (nc + NR - 1) / NR >= PackATransMinPanels;
+            bool packA = transA && nc >= PackATransMinColumns;
             // Split k evenly into blocks of at most kcMax (576 → 2×288 rather than 512 + 64),
             // so no pass over C is spent on a sliver of k.
             int kcMax = transA && !packA ? KC_T : KC;
@@ -86,16 +131,16 @@ public static unsafe class Gemm
             {
                 int kc = Math.Min(kcStep, k - pc);
                 float betaP = pc == 0 ? beta : 1f;   // later k blocks accumulate onto the first
-                PackB(transB, transB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, kc, nc, ws.B);
+                PackB<K>(transB, transB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, kc, nc, ws.B);
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
                     float* aBlk = transA ? a + pc * lda + ic : a + ic * lda + pc;
-                    int mFull = mc - mc % MR;        // rows covered by whole 6-row panels
+                    int mFull = mc - mc % MR;        // rows covered by whole MR-row panels
                     if (packA)
-                        PackA(transA, aBlk, lda, mc, kc, ws.A);
+                        PackA<K>(transA, aBlk, lda, mc, kc, ws.A);
                     else if (mFull < mc)             // in-place A: only the ragged last panel is
-                        PackA(transA, transA ? aBlk + mFull : aBlk + mFull * lda, lda, mc - mFull, kc, ws.A);
+                        PackA<K>(transA, transA ? aBlk + mFull : aBlk + mFull * lda, lda, mc - mFull, kc, ws.A);
 
                     for (int jr = 0; jr < nc; jr += NR)
                     {
@@ -112,12 +157,12 @@ public static unsafe class Gemm
 
                             float* cp = c + (ic + ir) * ldc + jc + jr;
                             if (mr == MR && nr == NR)
-                                Kernel6x16(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
+                                K.Run(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
                             else
                             {
                                 // Ragged edge: full tile into scratch, then merge the valid part.
-                                Kernel6x16(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
-                                MergeTile(tile, mr, nr, alpha, betaP, cp, ldc);
+                                K.Run(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
+                                MergeTile(tile, NR, mr, nr, alpha, betaP, cp, ldc);
                             }
                         }
                     }
@@ -126,13 +171,16 @@ public static unsafe class Gemm
         }
     }
 
-    static void MergeTile(float* tile, int mr, int nr, float alpha, float beta, float* c, nint ldc)
+    /// <summary>The kernels' store (alpha·acc, fma(acc, alpha, C) or fma(acc, alpha, beta·C)) for a ragged tile.</summary>
+    static void MergeTile(float* tile, int ldt, int mr, int nr, float alpha, float beta, float* c, nint ldc)
     {
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++)
             {
-                float v = alpha * tile[i * NR + j];
-                c[i * ldc + j] = beta == 0f ? v : v + beta * c[i * ldc + j];
+                float acc = tile[i * ldt + j];
+                float* cij = c + i * ldc + j;
+                *cij = beta == 0f ? acc * alpha
+                    : MathF.FusedMultiplyAdd(acc, alpha, beta == 1f ? *cij : *cij * beta);
             }
     }
 
@@ -166,11 +214,11 @@ public static unsafe class Gemm
     // The calling thread runs strip 0; strips 1..t-1 go to the thread pool through reusable
     // work items (no allocation per call once the items exist).
 
-    static void RunParallel(int t, bool transA, bool transB, int m, int n, int k, float alpha,
+    static void RunParallel(GemmIsa isa, int t, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
     {
         bool byRows = m >= n;
-        int q = byRows ? MR : NR, len = byRows ? m : n;
+        int q = byRows ? SplitRows : SplitCols, len = byRows ? m : n;
         int step = RoundUp((len + t - 1) / t, q);
         t = (len + step - 1) / step;
         var jobs = Job.ForThisThread(t);
@@ -181,13 +229,13 @@ public static unsafe class Gemm
             job.Done.Reset();
             job.Error = null;
             if (byRows)
-                job.Set(transA, transB, sz, n, k, alpha, transA ? a + o : a + o * lda, lda, b, ldb, beta, c + o * ldc, ldc);
+                job.Set(isa, transA, transB, sz, n, k, alpha, transA ? a + o : a + o * lda, lda, b, ldb, beta, c + o * ldc, ldc);
             else
-                job.Set(transA, transB, m, sz, k, alpha, a, lda, transB ? b + o * ldb : b + o, ldb, beta, c + o, ldc);
+                job.Set(isa, transA, transB, m, sz, k, alpha, a, lda, transB ? b + o * ldb : b + o, ldb, beta, c + o, ldc);
             ThreadPool.UnsafeQueueUserWorkItem(job, preferLocal: false);
         }
-        if (byRows) Blocked(transA, transB, Math.Min(step, m), n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else Blocked(transA, transB, m, Math.Min(step, n), k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (byRows) Blocked(isa, transA, transB, Math.Min(step, m), n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else Blocked(isa, transA, transB, m, Math.Min(step, n), k, alpha, a, lda, b, ldb, beta, c, ldc);
         for (int s = 1; s < t; s++)
         {
             jobs[s].Done.Wait();
@@ -200,6 +248,7 @@ public static unsafe class Gemm
         [ThreadStatic] static Job[]? cache;
         internal readonly ManualResetEventSlim Done = new(false);
         internal Exception? Error;
+        GemmIsa isa;
         bool transA, transB;
         int m, n, k;
         float alpha, beta;
@@ -218,9 +267,10 @@ public static unsafe class Gemm
             return jobs;
         }
 
-        internal void Set(bool transA, bool transB, int m, int n, int k, float alpha,
+        internal void Set(GemmIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
             float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
         {
+            this.isa = isa;
             (this.transA, this.transB, this.m, this.n, this.k, this.alpha, this.beta) = (transA, transB, m, n, k, alpha, beta);
             this.a = a; this.b = b; this.c = c;
             (this.lda, this.ldb, this.ldc) = (lda, ldb, ldc);
@@ -228,7 +278,7 @@ public static unsafe class Gemm
 
         public void Execute()
         {
-            try { Blocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+            try { Blocked(isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
             catch (Exception e) { Error = e; }
             finally { Done.Set(); }
         }

@@ -4,30 +4,48 @@ using System.Runtime.Intrinsics.X86;
 
 namespace RlMixup.Core.Cpu;
 
-// The AVX2/FMA pieces of Gemm: the 6×16 register-blocked micro-kernel and the panel packers.
-// Kept apart from Gemm.cs (the blocking loops, threading and the scalar fallback) so that each
-// file reads on its own; everything here assumes Avx2/Fma are supported (checked by the caller).
+// The SIMD pieces of Gemm: the register-blocked micro-kernels and the panel packers. Kept apart
+// from Gemm.cs (the blocking loops, threading and the scalar fallback) so that each file reads
+// on its own. Two micro-kernels implement IGemmKernel: Avx2Kernel (6×16, this file) and
+// Avx512Kernel (8×32, GemmKernels512.cs); Gemm's loops are generic over them, so the JIT
+// compiles one specialised copy of the loops per kernel with MR and NR as constants.
 //
-// Data layout shared by kernel and packers (BLIS terms):
-//   packed B micro-panel: kc rows of NR=16 floats, row p holds op(B)[p, j0..j0+15] (zero padded),
-//   A micro-panel: 6 rows of op(A) addressed as a[r·rsA + p·csA]; that covers
-//     packed A       (rsA=1,   csA=6),   written by PackA, zero padded past the last row,
+// Data layout shared by kernels and packers (BLIS terms):
+//   packed B micro-panel: kc rows of NR floats, row p holds op(B)[p, j0..j0+NR) (zero padded),
+//   A micro-panel: MR rows of op(A) addressed as a[r·rsA + p·csA]; that covers
+//     packed A       (rsA=1,   csA=MR),  written by PackA, zero padded past the last row,
 //     A in place     (rsA=lda, csA=1),   op(A) = A row-major, read straight from the caller,
 //     Aᵀ in place    (rsA=1,   csA=lda), op(A) = Aᵀ, read straight from the caller.
 //   Reading A in place avoids a full extra pass over A when each A panel is used only once or
 //   twice (n = 16 or 64 in the deep conv layers, where A is the 9 MB weight matrix).
-internal static unsafe class GemmKernels
-{
-    internal const int MR = 6, NR = 16;
+//
+// Every kernel accumulates C[i, j] over p in increasing order with one fused multiply-add per
+// step, and stores alpha·acc (beta = 0), fma(acc, alpha, C) (beta = 1) or fma(acc, alpha, beta·C).
+// So the 6×16 and the 8×32 kernel give the same bits for the same k blocking, and Gemm keeps the
+// blocking independent of the kernel: a run is bit-identical on AVX2-only and AVX-512 machines.
 
-    /// <summary>
-    /// C[0..6, 0..16] = alpha·(A·B) + beta·C over kc steps (beta == 0: C is not read).
-    /// 12 ymm accumulators (6 rows × 2 vectors of 8) + 2 B vectors + 1 broadcast = 15 of the
-    /// 16 ymm registers. Per k step: 2 loads of B, 6 broadcasts of A, 12 FMAs; the FMAs are the
-    /// bottleneck (2 per cycle on Zen 3, latency 4 → needs ≥ 8 independent chains; we have 12).
-    /// </summary>
+/// <summary>A register-blocked micro-kernel: C[0..MR, 0..NR) = alpha·(A·B) + beta·C over kc steps.</summary>
+internal unsafe interface IGemmKernel
+{
+    static abstract int MR { get; }
+    static abstract int NR { get; }
+
+    /// <summary>beta == 0: C is not read. B is one packed micro-panel (kc × NR).</summary>
+    static abstract void Run(int kc, float* a, nint rsA, nint csA, float* b, float* c, nint ldc, float alpha, float beta);
+}
+
+/// <summary>
+/// 6×16 with AVX2/FMA: 12 ymm accumulators (6 rows × 2 vectors of 8) + 2 B vectors + 1 broadcast
+/// = 15 of the 16 ymm registers. Per k step: 2 loads of B, 6 broadcasts of A, 12 FMAs; the FMAs are
+/// the bottleneck (2 per cycle on Zen 3/4, latency 4 → needs ≥ 8 independent chains; we have 12).
+/// </summary>
+internal readonly unsafe struct Avx2Kernel : IGemmKernel
+{
+    public static int MR => 6;
+    public static int NR => 16;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Kernel6x16(int kc, float* a, nint rsA, nint csA, float* b,
+    public static void Run(int kc, float* a, nint rsA, nint csA, float* b,
         float* c, nint ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default,
@@ -80,28 +98,32 @@ internal static unsafe class GemmKernels
         }
     }
 
+}
+
+/// <summary>The panel packers, generic over the kernel's MR (for A) and NR (for B).</summary>
+internal static unsafe class GemmPack
+{
     /// <summary>
-    /// Packs op(A)[i0.., p0..p0+kc) for mc rows into ceil(mc/6) micro-panels of kc×6 floats
-    /// (row r of panel q at dst[q·6·kc + p·6 + r]); rows past mc are zero.
+    /// Packs op(A)[i0.., p0..p0+kc) for mc rows into ceil(mc/MR) micro-panels of kc×MR floats
+    /// (row r of panel q at dst[q·MR·kc + p·MR + r]); rows past mc are zero.
     /// </summary>
-    internal static void PackA(bool transA, float* a, nint lda, int mc, int kc, float* dst)
+    internal static void PackA<K>(bool transA, float* a, nint lda, int mc, int kc, float* dst) where K : IGemmKernel
     {
+        int MR = K.MR;
+        float** rows = stackalloc float*[MR];
         for (int i = 0; i < mc; i += MR, dst += MR * kc)
         {
             int mr = Math.Min(MR, mc - i);
             if (!transA)
             {
-                // A row-major (m×k): gather 6 row streams, one float each per k step.
+                // A row-major (m×k): gather MR row streams, one float each per k step.
                 float* r0 = a + i * lda;
                 if (mr == MR)
                 {
-                    float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                    for (int r = 0; r < MR; r++) rows[r] = r0 + r * lda;
                     float* d = dst;
                     for (int p = 0; p < kc; p++, d += MR)
-                    {
-                        d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p];
-                        d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
-                    }
+                        for (int r = 0; r < MR; r++) d[r] = rows[r][p];
                 }
                 else
                 {
@@ -112,15 +134,19 @@ internal static unsafe class GemmKernels
             }
             else
             {
-                // A stored (k×m): the 6 values of one k step are contiguous.
+                // A stored (k×m): the MR values of one k step are contiguous.
                 float* s = a + i;
                 if (mr == MR)
                 {
                     float* d = dst;
                     for (int p = 0; p < kc; p++, d += MR, s += lda)
                     {
-                        Sse.Store(d, Sse.LoadVector128(s));
-                        d[4] = s[4]; d[5] = s[5];
+                        if (MR == 8) Avx.Store(d, Avx.LoadVector256(s));
+                        else
+                        {
+                            Sse.Store(d, Sse.LoadVector128(s));
+                            for (int r = 4; r < MR; r++) d[r] = s[r];
+                        }
                     }
                 }
                 else
@@ -134,26 +160,26 @@ internal static unsafe class GemmKernels
     }
 
     /// <summary>
-    /// Packs op(B)[p0..p0+kc, j0..j0+nc) into ceil(nc/16) micro-panels of kc×16 floats
-    /// (element (p, j) of panel q at dst[q·16·kc + p·16 + j]); columns past nc are zero.
+    /// Packs op(B)[p0..p0+kc, j0..j0+nc) into ceil(nc/NR) micro-panels of kc×NR floats
+    /// (element (p, j) of panel q at dst[q·NR·kc + p·NR + j]); columns past nc are zero.
+    /// NR is a multiple of 8.
     /// </summary>
-    internal static void PackB(bool transB, float* b, nint ldb, int kc, int nc, float* dst)
+    internal static void PackB<K>(bool transB, float* b, nint ldb, int kc, int nc, float* dst) where K : IGemmKernel
     {
+        int NR = K.NR;
         for (int j = 0; j < nc; j += NR, dst += NR * kc)
         {
             int nr = Math.Min(NR, nc - j);
             if (!transB)
             {
-                // B row-major (k×n): each k step is 16 contiguous floats, a straight copy.
+                // B row-major (k×n): each k step is NR contiguous floats, a straight copy.
                 float* s = b + j;
                 if (nr == NR)
                 {
                     float* d = dst;
                     for (int p = 0; p < kc; p++, d += NR, s += ldb)
-                    {
-                        Avx.Store(d, Avx.LoadVector256(s));
-                        Avx.Store(d + 8, Avx.LoadVector256(s + 8));
-                    }
+                        for (int q = 0; q < NR; q += 8)
+                            Avx.Store(d + q, Avx.LoadVector256(s + q));
                 }
                 else
                 {
@@ -165,16 +191,14 @@ internal static unsafe class GemmKernels
             else
             {
                 // B stored (n×k), e.g. the im2col matrix in the filter gradient dW += dy·colᵀ:
-                // 16 rows of B become the 16 columns of the panel, transposed 8×8 at a time.
+                // NR rows of B become the NR columns of the panel, transposed 8×8 at a time.
                 float* s = b + j * ldb;
                 if (nr == NR)
                 {
                     int p = 0;
                     for (; p + 8 <= kc; p += 8)
-                    {
-                        Transpose8x8(s + p, ldb, dst + p * NR);
-                        Transpose8x8(s + 8 * ldb + p, ldb, dst + p * NR + 8);
-                    }
+                        for (int q = 0; q < NR; q += 8)
+                            Transpose8x8(s + q * ldb + p, ldb, dst + p * NR + q, NR);
                     for (; p < kc; p++)
                         for (int jj = 0; jj < NR; jj++)
                             dst[p * NR + jj] = s[jj * ldb + p];
@@ -191,10 +215,10 @@ internal static unsafe class GemmKernels
 
     /// <summary>
     /// Reads 8 rows of 8 floats (row stride ld) and writes the transpose as 8 rows of 8 floats
-    /// with row stride NR: dst[p·NR + j] = src[j·ld + p].
+    /// with row stride ldd: dst[p·ldd + j] = src[j·ld + p].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Transpose8x8(float* src, nint ld, float* dst)
+    static void Transpose8x8(float* src, nint ld, float* dst, nint ldd)
     {
         var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ld);
         var r2 = Avx.LoadVector256(src + 2 * ld); var r3 = Avx.LoadVector256(src + 3 * ld);
@@ -211,12 +235,12 @@ internal static unsafe class GemmKernels
         var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
         var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
         Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + NR, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + 2 * NR, Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + 3 * NR, Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + 4 * NR, Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + 5 * NR, Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + 6 * NR, Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + 7 * NR, Avx.Permute2x128(u3, u7, 0x31));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 }
