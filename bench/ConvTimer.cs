@@ -9,7 +9,7 @@ namespace RlMixup.Bench;
 /// PreActResNet18 (batch 100, 32×32) and of the agent (batch 100 for PPO, batch 1 for Act), the
 /// twin of bench/reference/torch_conv.py: where the CPU step loses or wins, layer by layer.
 /// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter] [--no-winograd-valid]
-/// (--compare-filter adds the backward-filter time of the im2col path beside the default one;
+/// (--compare-filter adds the backward-filter time of each route, forced in turn: im2col, Winograd, direct;
 /// --no-winograd-valid sends the valid (pad 0) 3×3 convolutions, the agent's, through im2col).
 /// </summary>
 public static class ConvTimer
@@ -52,7 +52,7 @@ public static class ConvTimer
         }
         using var b = new CpuBackend(threads) { WinogradValid = winogradValid ? null : false };
         var rng = new Rng(1);
-        Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8}" : "")}");
+        Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8} {"winog-f",8} {"direct-f",8}" : "")}");
         foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
         {
             var spec = new Conv2dSpec(st, pad);
@@ -69,9 +69,18 @@ public static class ConvTimer
             string extra = "";
             if (compareFilter)
             {
+                // Each route forced in turn: im2col, Winograd, direct (– where a route does not apply).
+                b.DirectFilterGrad = false;
                 b.WinogradFilterGrad = false;
                 extra = $" {Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec)),8:F2}";
+                b.WinogradFilterGrad = true;
+                int calls = b.WinogradCalls;
+                double winograd = Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec));
+                extra += b.WinogradCalls > calls ? $" {winograd,8:F2}" : $" {"–",8}";
                 b.WinogradFilterGrad = null;
+                b.DirectFilterGrad = k == 3 && st == 1 && pad == 1 ? true : null;
+                extra += b.DirectFilterGrad == true ? $" {Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec)),8:F2}" : $" {"–",8}";
+                b.DirectFilterGrad = null;
             }
             Console.WriteLine($"{name,-8} {fwd,8:F2} {bd,8:F2} {bf,8:F2}{extra}");
             foreach (var t in new[] { x, wt, y, dy, dx, dw }) t.Dispose();

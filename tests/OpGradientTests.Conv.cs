@@ -37,6 +37,10 @@ public partial class OpGradientTests
         new(2, 4, 5, 36, 3, 3, 3, 1, 1, 1, 1),
         new(1, 2, 33, 17, 3, 3, 3, 1, 1, 1, 1),
         new(9, 7, 4, 4, 5, 3, 3, 1, 1, 1, 1),    // 4x4 images: 4 tiles each, many images per group
+        // the direct 3x3 filter gradient (chosen for 16x16 maps and up, few channels): a row that is
+        // not a multiple of 16 pixels, an odd number of output channels, more images than one chunk
+        new(3, 4, 16, 19, 5, 3, 3, 1, 1, 1, 1),
+        new(2, 3, 32, 32, 2, 3, 3, 1, 1, 1, 1),
         // stride 2 along W through the even/odd split: odd and even widths, pads 0-2 (negative tap
         // offsets), a 5-wide kernel, the narrowest image, a stride-1 H beside a stride-2 W
         new(2, 4, 7, 9, 5, 3, 3, 2, 2, 1, 1),
@@ -95,6 +99,7 @@ public partial class OpGradientTests
         // for 3x3/stride 1/pad 1, the Winograd one must agree, each accumulating onto the last.
         var cpu = (CpuBackend)_b;
         cpu.WinogradFilterGrad = false;
+        cpu.DirectFilterGrad = false;
         try
         {
             cpu.FilterGradTransposed = false;
@@ -103,15 +108,58 @@ public partial class OpGradientTests
             cpu.FilterGradTransposed = true;
             _b.Conv2dBackwardFilter(dw, x, dy, spec);
         }
-        finally { cpu.FilterGradTransposed = null; cpu.WinogradFilterGrad = null; }
+        finally { cpu.FilterGradTransposed = null; cpu.WinogradFilterGrad = null; cpu.DirectFilterGrad = null; }
         Validate("conv2d dw (prefill + 2 backwards)", dw.ToArray(), Accumulated(prefill, dwRef, 2), Tol.Sum(2 * kdw + 1, 2 * kdw + 1), Tol.Rtol);
+        bool same3x3 = c is { KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1 };
+        if (same3x3)
+        {
+            // The direct 3×3 filter gradient, forced whatever the shape: plain sums like im2col's.
+            int direct = cpu.DirectFilterGradCalls;
+            cpu.DirectFilterGrad = true;
+            try { _b.Conv2dBackwardFilter(dw, x, dy, spec); }
+            finally { cpu.DirectFilterGrad = null; }
+            Assert.That(cpu.DirectFilterGradCalls - direct, Is.EqualTo(1), "the filter gradient took the direct path");
+            Validate("conv2d dw (prefill + 2 backwards + direct)", dw.ToArray(), Accumulated(prefill, dwRef, 3), Tol.Sum(3 * kdw + 1, 3 * kdw + 1), Tol.Rtol);
+        }
         if (!winograd) return;
         int before = cpu.WinogradCalls;
-        _b.Conv2dBackwardFilter(dw, x, dy, spec);
+        cpu.DirectFilterGrad = false;
+        try { _b.Conv2dBackwardFilter(dw, x, dy, spec); }
+        finally { cpu.DirectFilterGrad = null; }
         Assert.That(cpu.WinogradCalls - before, Is.EqualTo(1), "the filter gradient took the Winograd path");
         // The transforms add a few roundings per term (products by ½, sums of up to four tiles'
         // worth): the bound of a sum of 3·kdw terms plus 4 roundings per term covers them.
-        Validate("conv2d dw (prefill + 2 backwards + Winograd)", dw.ToArray(), Accumulated(prefill, dwRef, 3), Tol.Sum(7 * kdw + 1, 3 * kdw + 1), Tol.Rtol);
+        int done = same3x3 ? 4 : 3;   // after the direct pass, if there was one
+        Validate("conv2d dw (prefill + backwards + Winograd)", dw.ToArray(), Accumulated(prefill, dwRef, done), Tol.Sum((done + 4) * kdw + 1, done * kdw + 1), Tol.Rtol);
+    }
+
+    /// <summary>
+    /// The direct 3×3 filter gradient over several chunks of images per worker, against the im2col
+    /// route on the same data: both are plain sums of the same products, in different orders.
+    /// </summary>
+    [Test]
+    public void DirectFilterGradientOverManyChunks()
+    {
+        var cpu = (CpuBackend)_b;
+        var rng = new Random(Seed("direct-chunks"));
+        var (n, c, h, w, o) = (7, 3, 17, 21, 3);
+        var x = T(Data.Uniform(n * c * h * w, rng), n, c, h, w);
+        var dy = T(Data.Uniform(n * o * h * w, rng), n, o, h, w);
+        var spec = new Conv2dSpec(1, 1);
+        float[] Grad(bool direct)
+        {
+            var dw = T(new float[o * c * 9], o, c, 3, 3);
+            cpu.DirectFilterGrad = direct;
+            cpu.WinogradFilterGrad = false;
+            int chunkBytes = cpu.DirectChunkBytes;
+            cpu.DirectChunkBytes = 1;   // one image per pass
+            try { _b.Conv2dBackwardFilter(dw, x, dy, spec); }
+            finally { cpu.DirectFilterGrad = null; cpu.WinogradFilterGrad = null; cpu.DirectChunkBytes = chunkBytes; }
+            return dw.ToArray();
+        }
+        var (direct, im2col) = (Grad(true), Grad(false));
+        Assert.That(direct, Is.EqualTo(im2col).Within(1e-5f * n * h * w));
+        Assert.That(direct.Select(Math.Abs).Max(), Is.GreaterThan(1f), "a real sum, not zeros");
     }
 
     #endregion

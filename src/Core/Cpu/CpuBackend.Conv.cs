@@ -130,6 +130,11 @@ public sealed partial class CpuBackend
         var pl = Plan(x.Shape, dw.Shape, yShape, spec);
         float[] xa = Arr(x), dya = Arr(dy), dwa = Arr(dw);
         int xo = x.Offset, dyo = dy.Offset, dwo = dw.Offset;
+        if (UseDirectFilterGrad(pl))
+        {
+            fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo]) DirectBackwardFilter(px, pdy, pdw, pl);
+            return;
+        }
         if (UseWinograd(pl) && (WinogradFilterGrad ?? true))
         {
             fixed (float* px = &xa[xo], pdy = &dya[dyo], pdw = &dwa[dwo]) WinogradBackwardFilter(px, pdy, pdw, pl);
