@@ -48,27 +48,7 @@ else
 fi
 
 ratios() { # ratios "OURS.json..." "REF.json..." LABEL (one file per round on each side)
-  "$python" - "$1" "$2" "$3" <<'PY'
-import json, statistics, sys
-ours = [json.load(open(p)) for p in sys.argv[1].split()]
-ref = [json.load(open(p)) for p in sys.argv[2].split()]
-label = sys.argv[3]
-med = statistics.median
-print(f"-- ratio {label}: reference / engine (median ms; > 1 means the engine is faster)"
-      + (f", median over {len(ours)} alternating rounds" if len(ours) > 1 else ""))
-for phase in ours[0]["phases"]:
-    if phase not in ref[0]["phases"]:
-        continue
-    o = [j["phases"][phase]["median_ms"] for j in ours]
-    r = [j["phases"][phase]["median_ms"] for j in ref]
-    line = f"   {phase:<9} {med(r):10.2f} / {med(o):10.2f} = {med(r) / med(o):6.2f}x"
-    if len(o) > 1:
-        per = [b / a for a, b in zip(o, r)]
-        line += f"   (rounds {min(per):.2f}-{max(per):.2f}x)"
-    print(line)
-if all("images_per_s" in j for j in ours + ref):
-    print(f"   images/s  engine {med(j['images_per_s'] for j in ours):.1f}, reference {med(j['images_per_s'] for j in ref):.1f}")
-PY
+  "$python" bench/ratios.py "$1" "$2" "$3" engine reference
 }
 
 for w in "${widths[@]}"; do
