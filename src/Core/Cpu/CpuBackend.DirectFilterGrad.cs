@@ -31,11 +31,14 @@ public sealed partial class CpuBackend
         pl.KH == 3 && pl.KW == 3 && pl.Spec == new Conv2dSpec(1, 1);
 
     /// <summary>
-    /// Where the direct kernel beats Winograd and im2col: maps of at least 16×16 (a pixel vector is
-    /// then mostly real pixels) and few channels (the 16- and 32-channel stages at width 16).
+    /// Where the direct kernel beats Winograd and im2col (conv timer, `--compare-filter`): maps of at
+    /// least 16×16, so that a pixel vector is mostly real pixels, and few channel pairs: the stem and
+    /// the 16-channel first stage at width 16 (3.3–3.9 ms against Winograd's 5.2–7.4), the stem at
+    /// width 64. Not the 32-channel second stage at width 16 (a draw with Winograd: 3.1–5.5 against
+    /// 3.8–4.0 ms), nor the 64-channel first stage at width 64 (48 against Winograd's 30 ms).
     /// </summary>
     private bool UseDirectFilterGrad(in ConvPlan pl) =>
-        DirectFilterGradApplies(pl) && (DirectFilterGrad ?? (pl.H >= 16 && pl.W >= 16 && pl.O * pl.C <= 32 * 32));
+        DirectFilterGradApplies(pl) && (DirectFilterGrad ?? (pl.H >= 16 && pl.W >= 16 && pl.O * pl.C <= 512));
 
     /// <summary>The framed images of one pass stay within this many bytes (half of a Zen 4 core's L2); tests shrink it.</summary>
     internal int DirectChunkBytes { get; set; } = 512 << 10;

@@ -157,12 +157,11 @@ public sealed partial class CpuBackend
         // Row stride of V_ξ and M_ξ: 8 floats of slack after the T columns take the overhang of
         // the last 8-tile block, so the transforms never need a scalar tail.
         int ld = g * tiles + 8;
-        int rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
         long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld);
         Chunks(groups, 1, (s, e, _) =>
         {
             float[] v = Scratch(ref t_wv, (int)(16 * vs)), m = Scratch(ref t_wm, (int)(16 * ms));
-            float[] planes = Scratch(ref t_wplane, 2 * pr * rw);
+            float[] planes = Scratch(ref t_wplane, InputPlanesFloats(h, w));
             fixed (float* pv = v, pm = m, pp = planes)
                 for (int grp = s; grp < e; grp++)
                 {
@@ -253,14 +252,13 @@ public sealed partial class CpuBackend
         int g = (n + Math.Min(n, Threads * groupsPerThread) - 1) / Math.Min(n, Threads * groupsPerThread);
         int groups = (n + g - 1) / g;
         int ld = g * tiles + 8;
-        int rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
         long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld), us = (long)co * ci;
         int workers = Math.Min(Threads, groups);
         var partials = FilterPartials(workers, (int)(16 * us));
         Chunks(groups, 1, (s, e, worker) =>
         {
             float[] v = Scratch(ref t_wv, (int)(16 * vs)), m = Scratch(ref t_wm, (int)(16 * ms));
-            float[] planes = Scratch(ref t_wplane, 2 * pr * rw);
+            float[] planes = Scratch(ref t_wplane, InputPlanesFloats(h, w));
             fixed (float* pv = v, pm = m, pp = planes, pu = partials[worker])
                 for (int grp = s; grp < e; grp++)
                 {
@@ -359,12 +357,14 @@ public sealed partial class CpuBackend
         int th = (h + 1) / 2, tw = (w + 1) / 2, rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
         // Padded input column q ∈ [-1, 2·TW] is E[(q+1)/2] for odd q, O[q/2] for even q, so tile
         // j reads E[j], O[j], E[j+1], O[j+1]: four contiguous vectors for 8 tiles.
-        float* ev = planes, od = planes + pr * rw;
+        // Layout of planes (InputPlanesFloats): E, 8 floats of slack, O, 8 of slack, one padded row.
+        float* ev = planes, od = planes + pr * rw + 8, row = od + pr * rw + 8;
+        new Span<float>(row, 2 * rw + 16).Clear();      // only [1, w] is ever written below
         for (int c = 0; c < ci; c++)
         {
             float* xc = x + (long)c * h * w;
             for (int r = 0; r < pr; r++)
-                SplitRow(r - 1 < h && r >= 1 ? xc + (r - 1) * w : null, w, ev + r * rw, od + r * rw, rw);
+                SplitRow(r - 1 < h && r >= 1 ? xc + (r - 1) * w : null, w, ev + r * rw, od + r * rw, rw, row);
             float* vc = v + (long)c * ld;
             for (int ti = 0; ti < th; ti++)
             {
@@ -406,33 +406,36 @@ public sealed partial class CpuBackend
         (c1 - c3).Store(dst + (xi + 3) * xiStride);
     }
 
+    /// <summary>Floats of the InputTransform scratch for h×w maps: the E and O planes with slack, and one padded row.</summary>
+    private static int InputPlanesFloats(int h, int w)
+    {
+        int th = (h + 1) / 2, tw = (w + 1) / 2, rw = RoundUp8(tw) + 1, pr = 2 * th + 2;
+        return 2 * (pr * rw + 8) + 2 * rw + 16;
+    }
+
     /// <summary>
     /// One padded row into even/odd planes: ev[j] = x[2j-1], od[j] = x[2j] (zero outside [0, w)),
-    /// j ∈ [0, rw). A null row is the zero padding above/below the image.
+    /// j ∈ [0, rw). A null row is the zero padding above/below the image. The row is first copied
+    /// to row[1..w] (row[0] and everything past w stay zero), so that whole vectors of 16 padded
+    /// columns split into 8 evens and 8 odds with no scalar tail, whatever w is; the last vector
+    /// writes up to 7 floats past column rw, into the next row (written after) or the slack.
     /// </summary>
-    private static unsafe void SplitRow(float* x, int w, float* ev, float* od, int rw)
+    private static unsafe void SplitRow(float* x, int w, float* ev, float* od, int rw, float* row)
     {
-        int j = 0;
-        if (x != null)
+        if (x == null)
         {
-            ev[0] = 0;
-            // 16 inputs → 8 evens (od[j..j+8]) and 8 odds (ev[j+1..j+9])
-            for (; 2 * j + 16 <= w; j += 8)
-            {
-                var a = Vector256.Load(x + 2 * j); var b = Vector256.Load(x + 2 * j + 8);
-                var evens = Avx.Shuffle(a, b, 0b10_00_10_00); // a0 a2 b0 b2 | a4 a6 b4 b6
-                var odds = Avx.Shuffle(a, b, 0b11_01_11_01);
-                Avx2.Permute4x64(evens.AsDouble(), 0b11_01_10_00).AsSingle().Store(od + j);
-                Avx2.Permute4x64(odds.AsDouble(), 0b11_01_10_00).AsSingle().Store(ev + j + 1);
-            }
-            for (; j < rw; j++)
-            {
-                od[j] = 2 * j < w ? x[2 * j] : 0f;
-                if (j > 0) ev[j] = 2 * j - 1 < w ? x[2 * j - 1] : 0f;
-            }
+            for (int j = 0; j < rw; j += 8) { Vector256<float>.Zero.Store(ev + j); Vector256<float>.Zero.Store(od + j); }
+            return;
         }
-        else
-            for (; j < rw; j++) { ev[j] = 0; od[j] = 0; }
+        new ReadOnlySpan<float>(x, w).CopyTo(new Span<float>(row + 1, w));
+        for (int j = 0; j < rw; j += 8)
+        {
+            var a = Vector256.Load(row + 2 * j); var b = Vector256.Load(row + 2 * j + 8);
+            var evens = Avx.Shuffle(a, b, 0b10_00_10_00); // a0 a2 b0 b2 | a4 a6 b4 b6
+            var odds = Avx.Shuffle(a, b, 0b11_01_11_01);
+            Avx2.Permute4x64(evens.AsDouble(), 0b11_01_10_00).AsSingle().Store(ev + j);
+            Avx2.Permute4x64(odds.AsDouble(), 0b11_01_10_00).AsSingle().Store(od + j);
+        }
     }
 
     /// <summary>
