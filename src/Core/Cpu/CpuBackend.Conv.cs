@@ -23,8 +23,14 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>Geometry of one convolution call, shared by forward and both backward passes.</summary>
-    private readonly record struct ConvPlan(int N, int C, int H, int W, int O, int KH, int KW, int OH, int OW, Conv2dSpec Spec, int Group)
+    private readonly record struct ConvPlan(int N, int C, int H, int W, int O, int KH, int KW, int OH, int OW, Conv2dSpec Spec, int Group, int Threads)
     {
+        /// <summary>
+        /// Threads each group's GEMM may use: the threads left over when there are fewer groups than
+        /// threads. A single image (the agent acting on one observation) then still uses every core,
+        /// through the GEMM's own split, where one group per thread would leave all but one idle.
+        /// </summary>
+        public int GemmThreads => Math.Max(1, Threads / Groups);
         public int Ckk => C * KH * KW;
         public int P => OH * OW;
         public int InImage => C * H * W;
@@ -41,7 +47,7 @@ public sealed partial class CpuBackend
         int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)x.N * p / ((double)Threads * TargetColumns)));
         int groups = Math.Min(x.N, Threads * groupsPerThread);
         int g = (x.N + groups - 1) / groups;
-        return new ConvPlan(x.N, x.C, x.H, x.W, w.N, w.H, w.W, y.H, y.W, spec, g);
+        return new ConvPlan(x.N, x.C, x.H, x.W, w.N, w.H, w.W, y.H, y.W, spec, g, Threads);
     }
 
     public unsafe void Conv2dForward(Tensor y, Tensor x, Tensor w, Conv2dSpec spec)
@@ -78,7 +84,7 @@ public sealed partial class CpuBackend
                     int ld = count * pl.P;
                     float* b = GroupColumns(px, pl, first, count, pcol);
                     float* c = count == 1 ? py + first * pl.OutImage : pmat;
-                    Cpu.Gemm.Sgemm(false, false, pl.O, ld, pl.Ckk, 1f, pw, pl.Ckk, b, ld, 0f, c, ld, 1);
+                    Cpu.Gemm.Sgemm(false, false, pl.O, ld, pl.Ckk, 1f, pw, pl.Ckk, b, ld, 0f, c, ld, pl.GemmThreads);
                     if (count > 1) ScatterImages(pmat, py + first * pl.OutImage, count, pl.O, pl.P);
                 }
         });
@@ -113,10 +119,10 @@ public sealed partial class CpuBackend
                     float* b = GroupOutputs(pdy, pl, first, count, pmat);
                     if (count == 1 && pl.Pointwise)
                     {
-                        Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pdx + first * pl.InImage, ld, 1);
+                        Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pdx + first * pl.InImage, ld, pl.GemmThreads);
                         continue;
                     }
-                    Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pcol, ld, 1);
+                    Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pcol, ld, pl.GemmThreads);
                     for (int i = 0; i < count; i++)
                         Col2Im(pcol + i * pl.P, ld, pl, pdx + (first + i) * pl.InImage);
                 }
@@ -170,8 +176,8 @@ public sealed partial class CpuBackend
                     int ld = count * pl.P;
                     float* dyGroup = GroupOutputs(pdy, pl, first, count, pmat);
                     float* colGroup = GroupColumns(px, pl, first, count, pcol);
-                    if (transposed) Cpu.Gemm.Sgemm(false, true, pl.Ckk, pl.O, ld, 1f, colGroup, ld, dyGroup, ld, 1f, pt, pl.O, 1);
-                    else Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, dyGroup, ld, colGroup, ld, 1f, pt, pl.Ckk, 1);
+                    if (transposed) Cpu.Gemm.Sgemm(false, true, pl.Ckk, pl.O, ld, 1f, colGroup, ld, dyGroup, ld, 1f, pt, pl.O, pl.GemmThreads);
+                    else Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, dyGroup, ld, colGroup, ld, 1f, pt, pl.Ckk, pl.GemmThreads);
                 }
         });
         var dws = dwa.AsSpan(dwo, pl.O * pl.Ckk);
