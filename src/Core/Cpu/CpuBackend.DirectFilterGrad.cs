@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace RlMixup.Core.Cpu;
 
@@ -12,9 +13,9 @@ namespace RlMixup.Core.Cpu;
 // tap is one correlation of two flat vectors, 16 pixels per zmm step. A register tile of 2 output
 // channels × 9 taps (18 accumulators) is swept over the pixels of a chunk of images for one input
 // channel, so each step loads 2 dy vectors and 9 input vectors for 18 FMAs, and the 18 horizontal
-// sums happen once per chunk, not once per image. Written against Vector512 only: where the CPU
-// has no AVX-512, .NET runs the same operations on two 256-bit halves, so the sums, and the
-// bits, are the same on every machine.
+// sums happen once per chunk, not once per image. Without AVX-512, TapSums256 computes the same
+// 16-lane sums as two 8-lane halves: the same products in the same order per lane, the same
+// reduction tree, so the bits are the same on every machine.
 //
 // Why: at width 16 the first stage's filter gradients (16 → 16 channels at 32×32) spent most of
 // their time in the Winograd transforms of x and dy (four times the data of the maps, written
@@ -28,7 +29,7 @@ public sealed partial class CpuBackend
     internal int DirectFilterGradCalls;
 
     private static bool DirectFilterGradApplies(in ConvPlan pl) =>
-        pl.KH == 3 && pl.KW == 3 && pl.Spec == new Conv2dSpec(1, 1);
+        pl.KH == 3 && pl.KW == 3 && pl.Spec == new Conv2dSpec(1, 1) && (Vector512.IsHardwareAccelerated || Fma.IsSupported);
 
     /// <summary>
     /// Where the direct kernel beats Winograd and im2col (conv timer, `--compare-filter`): maps of at
@@ -69,10 +70,16 @@ public sealed partial class CpuBackend
                     for (int i = 0; i < count; i++)
                         FrameImage(x + (long)(first + i) * ci * h * w, dy + (long)(first + i) * co * h * w, plan,
                             xp + (long)i * ci * xs, xs, dyp + (long)i * o2 * lr, lr);
-                    for (int o = 0; o < co; o += 2)
-                        for (int c = 0; c < ci; c++)
-                            TapSums(xp + (long)c * xs, (long)ci * xs, dyp + (long)o * lr, (long)o2 * lr, lr, wp, count,
-                                pu + ((long)o * ci + c) * 9, o + 1 < co ? pu + ((long)(o + 1) * ci + c) * 9 : null);
+                    if (Vector512.IsHardwareAccelerated)
+                        for (int o = 0; o < co; o += 2)
+                            for (int c = 0; c < ci; c++)
+                                TapSums(xp + (long)c * xs, (long)ci * xs, dyp + (long)o * lr, (long)o2 * lr, lr, wp, count,
+                                    pu + ((long)o * ci + c) * 9, o + 1 < co ? pu + ((long)(o + 1) * ci + c) * 9 : null);
+                    else
+                        for (int o = 0; o < co; o++)
+                            for (int c = 0; c < ci; c++)
+                                TapSums256(xp + (long)c * xs, (long)ci * xs, dyp + (long)o * lr, (long)o2 * lr, lr, wp, count,
+                                    pu + ((long)o * ci + c) * 9);
                 }
             }
         });
@@ -139,6 +146,43 @@ public sealed partial class CpuBackend
         if (sum1 == null) return;
         sum1[0] += Sum(b0); sum1[1] += Sum(b1); sum1[2] += Sum(b2); sum1[3] += Sum(b3); sum1[4] += Sum(b4);
         sum1[5] += Sum(b5); sum1[6] += Sum(b6); sum1[7] += Sum(b7); sum1[8] += Sum(b8);
+    }
+
+    /// <summary>
+    /// TapSums for one output channel on 256-bit vectors, for CPUs without AVX-512: each 16-lane sum
+    /// is kept as its low and high 8 lanes (two passes over the pixels, 9 ymm accumulators each, as
+    /// 18 zmm-sized ones would not fit 16 ymm registers). Every lane sees the same products in the
+    /// same order, and the halves meet in <see cref="Sum"/>'s tree, so the bits are TapSums'.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TapSums256(float* xp, long xImage, float* d, long dImage, int lr, int wp, int count, float* sum)
+    {
+        Span<Vector256<float>> halves = stackalloc Vector256<float>[18];
+        nint r1 = wp, r2 = 2 * wp;
+        for (int half = 0; half < 2; half++)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default, a8 = default;
+            float* x = xp + 8 * half, dd = d + 8 * half;
+            for (int i = 0; i < count; i++, x += xImage, dd += dImage)
+                for (nint q = 0; q < lr; q += 16)
+                {
+                    var y = Vector256.Load(dd + q);
+                    float* s = x + q;
+                    a0 = Fma.MultiplyAdd(y, Vector256.Load(s), a0);
+                    a1 = Fma.MultiplyAdd(y, Vector256.Load(s + 1), a1);
+                    a2 = Fma.MultiplyAdd(y, Vector256.Load(s + 2), a2);
+                    a3 = Fma.MultiplyAdd(y, Vector256.Load(s + r1), a3);
+                    a4 = Fma.MultiplyAdd(y, Vector256.Load(s + r1 + 1), a4);
+                    a5 = Fma.MultiplyAdd(y, Vector256.Load(s + r1 + 2), a5);
+                    a6 = Fma.MultiplyAdd(y, Vector256.Load(s + r2), a6);
+                    a7 = Fma.MultiplyAdd(y, Vector256.Load(s + r2 + 1), a7);
+                    a8 = Fma.MultiplyAdd(y, Vector256.Load(s + r2 + 2), a8);
+                }
+            int h = 9 * half;
+            (halves[h], halves[h + 1], halves[h + 2], halves[h + 3], halves[h + 4], halves[h + 5], halves[h + 6], halves[h + 7], halves[h + 8])
+                = (a0, a1, a2, a3, a4, a5, a6, a7, a8);
+        }
+        for (int t = 0; t < 9; t++) sum[t] += Sum(Vector512.Create(halves[t], halves[9 + t]));
     }
 
     /// <summary>The 16 lanes summed in a fixed tree (halves, then quarters, then pairs), the same on every machine.</summary>
