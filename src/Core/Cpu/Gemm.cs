@@ -6,6 +6,9 @@ using static RlMixup.Core.Cpu.GemmPack;
 
 namespace RlMixup.Core.Cpu;
 
+/// <summary>The instruction set of a GEMM micro-kernel, in increasing order.</summary>
+public enum GemmIsa { Scalar, Avx2, Avx512 }
+
 /// <summary>
 /// Single-precision GEMM on the host, row-major: C (m×n) = alpha·op(A)·op(B) + beta·C.
 /// op(A) is (m×k): A is stored (m×k) with row stride lda, or (k×m) when transA.
@@ -14,7 +17,7 @@ namespace RlMixup.Core.Cpu;
 /// </summary>
 /// <remarks>
 /// BLIS-style structure (Goto/van de Geijn): loop over column blocks of C (NC), then over k
-/// blocks (KC) packing a KC×NC slab of op(B) into 16-wide micro-panels, then over row blocks
+/// blocks (KC) packing a KC×NC slab of op(B) into NR-wide micro-panels, then over row blocks
 /// (MC), then a register-blocked micro-kernel sweeps the block: 8×32 with AVX-512 where the CPU
 /// has it, else 6×16 with AVX2/FMA (GemmKernels*.cs). Both give the same bits (see GemmKernels.cs):
 /// nothing here that decides the k blocking or the thread split depends on the kernel.
@@ -25,9 +28,6 @@ namespace RlMixup.Core.Cpu;
 /// The work is FMA bound whenever n ≥ 64; for n = 16 the weight matrix is streamed once, so A
 /// is then read in place rather than packed (packing would double the memory traffic).
 /// </remarks>
-/// <summary>The instruction set of a GEMM micro-kernel, in increasing order.</summary>
-public enum GemmIsa { Scalar, Avx2, Avx512 }
-
 public static unsafe class Gemm
 {
     // Cache blocking for Zen 3 (per core: L1d 32 KiB, L2 512 KiB; L3 32 MiB shared):
@@ -38,7 +38,7 @@ public static unsafe class Gemm
     // forward shapes it wins 5–15% (fewer passes over C, fewer B packs), and Zen 3's L2 feeds
     // the 64 B of B per 6 cycles the kernel needs with room to spare. The exception is Aᵀ read
     // in place, where the kernel touches one cache line of A per k step and those KC lines
-    // must stay in L1 for the next 6-row panel, so that path uses KC_T = 256.
+    // must stay in L1 for the next MR-row panel, so that path uses KC_T = 256.
     internal const int KC = 512, KC_T = 256, MC = 120, NC = 4096;
 
     // A is packed only when it is stored transposed and reused across more than 64 columns of B
