@@ -15,6 +15,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "step") return StepTimer.Run(args[1..]);
         if (args.Length > 0 && args[0] == "ppo") return PpoTimer.Run(args[1..]);
         if (args.Length > 0 && args[0] == "conv") return ConvTimer.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "norm") return NormTimer.Run(args[1..]);
         if (args.Length > 0 && args[0] == "peak") return PeakTimer.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;

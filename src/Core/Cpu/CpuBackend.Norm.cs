@@ -12,36 +12,69 @@ public sealed partial class CpuBackend
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
         float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar), sm = Arr(saveMean), si = Arr(saveInvStd);
         Host(x); Host(y);
-        Chunks(c, 1, (s, e, _) =>
+        // Both passes walk the tensor in memory order, plane by plane (a channel's planes lie a whole
+        // image apart; walking them channel by channel defeats the prefetcher). Pass 1 keeps each
+        // plane's sum and squared deviations about its own mean (two passes over a plane in L1, stable
+        // where E[x²]−E[x]² is not); the channel's statistics combine them in plane order, so the
+        // result does not depend on the thread count.
+        double[] stats = PlaneStats(2 * n * c);
+        PlaneChunks(n, c, hw, (p0, p1) =>
         {
-            for (int ch = s; ch < e; ch++)
+            var xs = Host(x);
+            for (int p = p0; p < p1; p++)
             {
-                // Two passes (mean, then squared deviations): stable where E[x²]−E[x]² is not.
-                double sum = 0, sumSq = 0;
-                for (int i = 0; i < n; i++) sum += Simd.Sum(Plane(x, i, ch));
-                float mean = (float)(sum / count);
-                for (int i = 0; i < n; i++) sumSq += Simd.SumSquaredDeviation(Plane(x, i, ch), mean);
-                double var = sumSq / count;
-                float invStd = (float)(1.0 / Math.Sqrt(var + eps));
-                sm[saveMean.Offset + ch] = mean;
-                si[saveInvStd.Offset + ch] = invStd;
-                if (updateRunning)
-                {
-                    rm[runningMean.Offset + ch] = (1 - momentum) * rm[runningMean.Offset + ch] + momentum * mean;
-                    rv[runningVar.Offset + ch] = (1 - momentum) * rv[runningVar.Offset + ch] + momentum * (float)(sumSq / (count - 1));
-                }
-                float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - mean * scale;
-                for (int i = 0; i < n; i++) Simd.ScaleShift(Plane(y, i, ch), Plane(x, i, ch), scale, shift);
+                var plane = xs.Slice(p * hw, hw);
+                double sum = Simd.Sum(plane);
+                float center = (float)(sum / hw);
+                stats[2 * p] = sum;
+                stats[2 * p + 1] = Simd.SumSquaredDeviation(plane, center);
             }
+        });
+        var scale = new float[c];
+        var shift = new float[c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += stats[2 * (i * c + ch)];
+            double mean = sum / count, sumSq = 0;
+            for (int i = 0; i < n; i++)
+            {
+                // Σ(x − mean)² = Σ(x − center)² + 2·(center − mean)·Σ(x − center) + hw·(center − mean)².
+                int p = i * c + ch;
+                double s = stats[2 * p], center = (float)(s / hw), d = center - mean;
+                sumSq += stats[2 * p + 1] + 2 * d * (s - hw * center) + hw * d * d;
+            }
+            double var = sumSq / count;
+            float invStd = (float)(1.0 / Math.Sqrt(var + eps));
+            sm[saveMean.Offset + ch] = (float)mean;
+            si[saveInvStd.Offset + ch] = invStd;
+            if (updateRunning)
+            {
+                rm[runningMean.Offset + ch] = (1 - momentum) * rm[runningMean.Offset + ch] + momentum * (float)mean;
+                rv[runningVar.Offset + ch] = (1 - momentum) * rv[runningVar.Offset + ch] + momentum * (float)(sumSq / (count - 1));
+            }
+            scale[ch] = g[gamma.Offset + ch] * invStd;
+            shift[ch] = b[beta.Offset + ch] - (float)mean * scale[ch];
+        }
+        PlaneChunks(n, c, hw, (p0, p1) =>
+        {
+            var xs = Host(x); var ys = Host(y);
+            for (int p = p0; p < p1; p++) Simd.ScaleShift(ys.Slice(p * hw, hw), xs.Slice(p * hw, hw), scale[p % c], shift[p % c]);
         });
     }
 
-    /// <summary>The (H,W) plane of image i, channel ch of an NCHW tensor.</summary>
-    private Span<float> Plane(Tensor t, int i, int ch)
+    [ThreadStatic] private static double[]? t_planeStats;
+
+    /// <summary>A per-call array of per-plane sums on the calling thread (the workers write, it reads).</summary>
+    private static double[] PlaneStats(int size)
     {
-        int hw = t.Shape.H * t.Shape.W;
-        return Host(t).Slice((i * t.Shape.C + ch) * hw, hw);
+        if (t_planeStats == null || t_planeStats.Length < size) t_planeStats = new double[size];
+        return t_planeStats;
     }
+
+    /// <summary>Planes 0..n·c in memory order, split into contiguous runs across the threads.</summary>
+    private void PlaneChunks(int n, int c, int hw, Action<int, int> body) =>
+        Chunks(n * c, Math.Max(1, ElementwiseChunk / Math.Max(1, hw)), (s, e, _) => body(s, e));
 
     public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, float eps)
@@ -50,15 +83,18 @@ public sealed partial class CpuBackend
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W;
         float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar);
         Host(x); Host(y);
-        Chunks(n * c, 1, (s, e, _) =>
+        var scale = new float[c];
+        var shift = new float[c];
+        for (int ch = 0; ch < c; ch++)
         {
-            for (int plane = s; plane < e; plane++)
-            {
-                int i = plane / c, ch = plane % c;
-                float invStd = 1f / MathF.Sqrt(rv[runningVar.Offset + ch] + eps);
-                float scale = g[gamma.Offset + ch] * invStd, shift = b[beta.Offset + ch] - rm[runningMean.Offset + ch] * scale;
-                Simd.ScaleShift(Plane(y, i, ch), Plane(x, i, ch), scale, shift);
-            }
+            float invStd = 1f / MathF.Sqrt(rv[runningVar.Offset + ch] + eps);
+            scale[ch] = g[gamma.Offset + ch] * invStd;
+            shift[ch] = b[beta.Offset + ch] - rm[runningMean.Offset + ch] * scale[ch];
+        }
+        PlaneChunks(n, c, hw, (p0, p1) =>
+        {
+            var xs = Host(x); var ys = Host(y);
+            for (int p = p0; p < p1; p++) Simd.ScaleShift(ys.Slice(p * hw, hw), xs.Slice(p * hw, hw), scale[p % c], shift[p % c]);
         });
     }
 
@@ -69,28 +105,44 @@ public sealed partial class CpuBackend
         int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W, count = n * hw;
         float[] g = Arr(gamma), sm = Arr(saveMean), si = Arr(saveInvStd);
         Host(x); Host(dy); Host(dx);
-        Chunks(c, 1, (s, e, _) =>
+        // As in the forward: both passes in memory order, per-plane sums combined in plane order.
+        double[] stats = PlaneStats(2 * n * c);
+        PlaneChunks(n, c, hw, (p0, p1) =>
         {
-            for (int ch = s; ch < e; ch++)
+            var dys = Host(dy); var xs = Host(x);
+            for (int p = p0; p < p1; p++)
             {
-                float mean = sm[saveMean.Offset + ch], invStd = si[saveInvStd.Offset + ch];
-                // Σ dy and Σ dy·x̂ over the channel: dβ and dγ, and the two projections in dx.
-                double sumDy = 0, sumDyDev = 0;
-                for (int i = 0; i < n; i++)
-                {
-                    var (a, d) = Simd.SumAndDot(Plane(dy, i, ch), Plane(x, i, ch), mean);
-                    sumDy += a; sumDyDev += d;
-                }
-                double sumDyXhat = sumDyDev * invStd;
-                if (dbeta != null) Arr(dbeta)[dbeta.Offset + ch] += (float)sumDy;
-                if (dgamma != null) Arr(dgamma)[dgamma.Offset + ch] += (float)sumDyXhat;
-                // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)) with k = γ·invStd, x̂ = (x − mean)·invStd,
-                // written as dx = k·dy + q·(x − mean) + c so that one fused pass computes it.
-                float k = g[gamma.Offset + ch] * invStd;
-                double meanDy = sumDy / count, meanDyXhat = sumDyXhat / count;
-                float q = (float)(-k * invStd * meanDyXhat);
-                float c0 = (float)(-k * meanDy);
-                for (int i = 0; i < n; i++) Simd.Affine2(Plane(dx, i, ch), Plane(dy, i, ch), k, Plane(x, i, ch), mean, q, c0);
+                var (a, d) = Simd.SumAndDot(dys.Slice(p * hw, hw), xs.Slice(p * hw, hw), sm[saveMean.Offset + p % c]);
+                stats[2 * p] = a;
+                stats[2 * p + 1] = d;
+            }
+        });
+        var k = new float[c];
+        var q = new float[c];
+        var c0 = new float[c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            float invStd = si[saveInvStd.Offset + ch];
+            // Σ dy and Σ dy·x̂ over the channel: dβ and dγ, and the two projections in dx.
+            double sumDy = 0, sumDyDev = 0;
+            for (int i = 0; i < n; i++) { sumDy += stats[2 * (i * c + ch)]; sumDyDev += stats[2 * (i * c + ch) + 1]; }
+            double sumDyXhat = sumDyDev * invStd;
+            if (dbeta != null) Arr(dbeta)[dbeta.Offset + ch] += (float)sumDy;
+            if (dgamma != null) Arr(dgamma)[dgamma.Offset + ch] += (float)sumDyXhat;
+            // dx = k·(dy − mean(dy) − x̂·mean(dy·x̂)) with k = γ·invStd, x̂ = (x − mean)·invStd,
+            // written as dx = k·dy + q·(x − mean) + c so that one fused pass computes it.
+            k[ch] = g[gamma.Offset + ch] * invStd;
+            double meanDy = sumDy / count, meanDyXhat = sumDyXhat / count;
+            q[ch] = (float)(-k[ch] * invStd * meanDyXhat);
+            c0[ch] = (float)(-k[ch] * meanDy);
+        }
+        PlaneChunks(n, c, hw, (p0, p1) =>
+        {
+            var dxs = Host(dx); var dys = Host(dy); var xs = Host(x);
+            for (int p = p0; p < p1; p++)
+            {
+                int ch = p % c;
+                Simd.Affine2(dxs.Slice(p * hw, hw), dys.Slice(p * hw, hw), k[ch], xs.Slice(p * hw, hw), sm[saveMean.Offset + ch], q[ch], c0[ch]);
             }
         });
     }
