@@ -8,9 +8,11 @@ namespace RlMixup.Bench;
 /// Median ms of forward, backward-data and backward-filter for every convolution shape of
 /// PreActResNet18 (batch 100, 32×32) and of the agent (batch 100 for PPO, batch 1 for Act), the
 /// twin of bench/reference/torch_conv.py: where the CPU step loses or wins, layer by layer.
-/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter] [--no-winograd-valid]
+/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter] [--no-winograd-valid] [--winograd-tile 2|4] [--compare-tile]
 /// (--compare-filter adds the backward-filter time of each route, forced in turn: im2col, Winograd, direct;
-/// --no-winograd-valid sends the valid (pad 0) 3×3 convolutions, the agent's, through im2col).
+/// --no-winograd-valid sends the valid (pad 0) 3×3 convolutions, the agent's, through im2col;
+/// --winograd-tile forces F(2×2, 3×3) or F(4×4, 3×3) on every Winograd convolution; --compare-tile
+/// times each Winograd convolution with both tiles, alternating run by run, and prints their ratio).
 /// </summary>
 public static class ConvTimer
 {
@@ -36,7 +38,8 @@ public static class ConvTimer
     public static int Run(string[] args)
     {
         int width = 16, reps = 7, threads = Environment.ProcessorCount;
-        bool compareFilter = false, winogradValid = true;
+        bool compareFilter = false, winogradValid = true, compareTile = false;
+        int? tile = null;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -46,12 +49,15 @@ public static class ConvTimer
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--compare-filter": compareFilter = true; break;
+                case "--compare-tile": compareTile = true; break;
                 case "--no-winograd-valid": winogradValid = false; break;
+                case "--winograd-tile": tile = int.Parse(Next()); if (tile is not (2 or 4)) throw new ArgumentException("--winograd-tile takes 2 or 4"); break;
                 default: Console.Error.WriteLine($"error: unknown option {args[i]}"); return 2;
             }
         }
-        using var b = new CpuBackend(threads) { WinogradValid = winogradValid ? null : false };
+        using var b = new CpuBackend(threads) { WinogradValid = winogradValid ? null : false, WinogradTile = tile };
         var rng = new Rng(1);
+        if (compareTile) return CompareTiles(b, rng, width, reps);
         Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8} {"winog-f",8} {"direct-f",8}" : "")}");
         foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
         {
@@ -84,6 +90,42 @@ public static class ConvTimer
             }
             Console.WriteLine($"{name,-8} {fwd,8:F2} {bd,8:F2} {bf,8:F2}{extra}");
             foreach (var t in new[] { x, wt, y, dy, dx, dw }) t.Dispose();
+        }
+        return 0;
+    }
+
+    /// <summary>F(2×2) against F(4×4) on every Winograd convolution, alternating tile by tile within each rep.</summary>
+    private static int CompareTiles(CpuBackend b, Rng rng, int width, int reps)
+    {
+        Console.WriteLine($"{"conv",-8} {"F2 fwd",8} {"F4 fwd",8} {"F2 data",8} {"F4 data",8} {"F2 filt",8} {"F4 filt",8} {"F2/F4",6}  (ms, median of {reps} alternating)");
+        foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
+        {
+            if (k != 3 || st != 1 || n < 2) continue;
+            var spec = new Conv2dSpec(st, pad);
+            var x = Random(b, rng, new Shape(n, c, h, h));
+            var wt = Random(b, rng, new Shape(o, c, k, k));
+            var yShape = spec.OutputShape(x.Shape, wt.Shape);
+            var y = b.Allocate(yShape);
+            var dy = Random(b, rng, yShape);
+            var dx = b.Allocate(x.Shape);
+            var dw = b.Allocate(wt.Shape);
+            Action[] ops = [() => b.Conv2dForward(y, x, wt, spec), () => b.Conv2dBackwardData(dx, dy, wt, spec), () => b.Conv2dBackwardFilter(dw, x, dy, spec)];
+            var ms = new double[6][];
+            for (int j = 0; j < 6; j++) ms[j] = new double[reps];
+            for (int r = -1; r < reps; r++)
+                for (int op = 0; op < 3; op++)
+                    for (int t = 0; t < 2; t++)
+                    {
+                        b.WinogradTile = t == 0 ? 2 : 4;
+                        long t0 = Stopwatch.GetTimestamp();
+                        ops[op]();
+                        if (r >= 0) ms[2 * op + t][r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    }
+            b.WinogradTile = null;
+            var med = ms.Select(a => { Array.Sort(a); return a[reps / 2]; }).ToArray();
+            double ratio = (med[0] + med[2] + med[4]) / (med[1] + med[3] + med[5]);
+            Console.WriteLine($"{name,-8} {med[0],8:F2} {med[1],8:F2} {med[2],8:F2} {med[3],8:F2} {med[4],8:F2} {med[5],8:F2} {ratio,5:F2}x");
+            foreach (var tt in new[] { x, wt, y, dy, dx, dw }) tt.Dispose();
         }
         return 0;
     }

@@ -20,6 +20,7 @@ namespace RlMixup.Core.Cpu;
 // layer3 2.9 / 4.2, layer4 4.3 / 5.7, layer1 even (9.3 / 8.7, within the noise).
 // Groups of images and their spread over threads follow the im2col path (CpuBackend.Conv.cs),
 // counting tiles instead of output pixels.
+// From 64 channels the same drivers run F(4×4, 3×3) instead, with 36 ξ planes (CpuBackend.Winograd4.cs).
 // The transforms run 8 tiles of a tile row at a time (Vector256); on 4×4 and 8×8 images (TW = 2,
 // 4) most lanes idle, but there C ≥ 64 and the GEMMs dwarf the transforms.
 public sealed partial class CpuBackend
@@ -53,27 +54,32 @@ public sealed partial class CpuBackend
 
     private unsafe void WinogradForward(float* x, float* w, float* y, in ConvPlan pl)
     {
+        int tile = TileFor(pl, filterGrad: false);
         long us = PlaneStride((long)pl.O * pl.C);
-        float[] u = Scratch(ref t_wu, (int)(16 * us));
+        float[] u = Scratch(ref t_wu, (int)(Xis(tile) * us));
         fixed (float* pu = u)
         {
             float* pu2 = pu, pw = w;
             int o = pl.O, c = pl.C;
-            Chunks(o, 8, (s, e, _) => FilterTransform(pw, o, c, false, pu2, us, s, e));
-            WinogradConv(x, pl.N, c, pl.H, pl.W, pu, us, o, y);
+            Chunks(o, 8, (s, e, _) => FilterTransform(pw, o, c, false, tile, pu2, us, s, e));
+            WinogradConv(x, pl.N, c, pl.H, pl.W, tile, pu, us, o, y);
         }
     }
 
+    /// <summary>The number of ξ planes, (tile + 2)², of F(tile×tile, 3×3).</summary>
+    private static int Xis(int tile) => (tile + 2) * (tile + 2);
+
     private unsafe void WinogradBackwardData(float* dy, float* w, float* dx, in ConvPlan pl)
     {
+        int tile = TileFor(pl, filterGrad: false);
         long us = PlaneStride((long)pl.O * pl.C);
-        float[] u = Scratch(ref t_wu, (int)(16 * us));
+        float[] u = Scratch(ref t_wu, (int)(Xis(tile) * us));
         fixed (float* pu = u)
         {
             float* pu2 = pu, pw = w;
             int o = pl.O, c = pl.C;
-            Chunks(c, 8, (s, e, _) => FilterTransform(pw, o, c, true, pu2, us, s, e));
-            WinogradConv(dy, pl.N, o, pl.H, pl.W, pu, us, c, dx);
+            Chunks(c, 8, (s, e, _) => FilterTransform(pw, o, c, true, tile, pu2, us, s, e));
+            WinogradConv(dy, pl.N, o, pl.H, pl.W, tile, pu, us, c, dx);
         }
     }
 
@@ -85,10 +91,10 @@ public sealed partial class CpuBackend
     /// w[·, c] rotated 180°. Each row's n filters are first gathered tap-major, taps (9, n), so
     /// the transform runs on 8 filters per vector and stores contiguous rows.
     /// </summary>
-    private static unsafe void FilterTransform(float* w, int o, int c, bool flip, float* u, long us, int lo, int hi)
+    private static unsafe void FilterTransform(float* w, int o, int c, bool flip, int tile, float* u, long us, int lo, int hi)
     {
-        int n = flip ? o : c, n8 = RoundUp8(n);
-        float[] taps = Scratch(ref t_taps, 9 * n8 + 16 * 8);
+        int n = flip ? o : c, n8 = RoundUp8(n), xis = Xis(tile);
+        float[] taps = Scratch(ref t_taps, 9 * n8 + xis * 8);
         fixed (float* pt = taps)
         {
             float* tail = pt + 9 * n8;
@@ -111,19 +117,25 @@ public sealed partial class CpuBackend
                     }
                 float* dst = u + (long)row * n;
                 int f0 = 0;
-                for (; f0 + 8 <= n; f0 += 8) FilterTransform8(pt + f0, n8, dst + f0, us);
+                for (; f0 + 8 <= n; f0 += 8) FilterTransform8(tile, pt + f0, n8, dst + f0, us);
                 if (f0 < n)
                 {
-                    FilterTransform8(pt + f0, n8, tail, 8);
-                    for (int xi = 0; xi < 16; xi++)
+                    FilterTransform8(tile, pt + f0, n8, tail, 8);
+                    for (int xi = 0; xi < xis; xi++)
                         for (int f = f0; f < n; f++) dst[xi * us + f] = tail[xi * 8 + f - f0];
                 }
             }
         }
     }
 
+    private static unsafe void FilterTransform8(int tile, float* g, int ld, float* dst, long us)
+    {
+        if (tile == 2) FilterTransform8x4(g, ld, dst, us);
+        else FilterTransform8x6(g, ld, dst, us);
+    }
+
     /// <summary>U = G g Gᵀ for 8 filters: taps k at g[k·ld], results ξ at dst[ξ·us]; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].</summary>
-    private static unsafe void FilterTransform8(float* g, int ld, float* dst, long us)
+    private static unsafe void FilterTransform8x4(float* g, int ld, float* dst, long us)
     {
         var half = Vector256.Create(0.5f);
         // t (4×3) = G g, one row of t per i, kept as three column vectors
@@ -146,12 +158,15 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>y (n, co, h, w) = the 3×3 pad-1 convolution of x (n, ci, h, w) whose transformed filters are u (16, co, ci).</summary>
-    private unsafe void WinogradConv(float* x, int n, int ci, int h, int w, float* u, long us, int co, float* y)
+    /// <summary>
+    /// y (n, co, h, w) = the 3×3 pad-1 convolution of x (n, ci, h, w) whose transformed filters are
+    /// u (ξ, co, ci), by F(tile×tile, 3×3).
+    /// </summary>
+    private unsafe void WinogradConv(float* x, int n, int ci, int h, int w, int tile, float* u, long us, int co, float* y)
     {
         Interlocked.Increment(ref WinogradCalls);
-        int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw;
-        int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)n * tiles / ((double)Threads * TargetColumns)));
+        int th = (h + tile - 1) / tile, tw = (w + tile - 1) / tile, tiles = th * tw, xis = Xis(tile);
+        int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)n * tiles / ((double)Threads * WinogradColumns(tile))));
         int g = (n + Math.Min(n, Threads * groupsPerThread) - 1) / Math.Min(n, Threads * groupsPerThread);
         int groups = (n + g - 1) / g;
         // Row stride of V_ξ and M_ξ: 8 floats of slack after the T columns take the overhang of
@@ -160,19 +175,27 @@ public sealed partial class CpuBackend
         long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld);
         Chunks(groups, 1, (s, e, _) =>
         {
-            float[] v = Scratch(ref t_wv, (int)(16 * vs)), m = Scratch(ref t_wm, (int)(16 * ms));
-            float[] planes = Scratch(ref t_wplane, InputPlanesFloats(h, w));
+            float[] v = Scratch(ref t_wv, (int)(xis * vs)), m = Scratch(ref t_wm, (int)(xis * ms));
+            float[] planes = Scratch(ref t_wplane, tile == 2 ? InputPlanesFloats(h, w) : InputPlanes4Floats(h, w));
             fixed (float* pv = v, pm = m, pp = planes)
                 for (int grp = s; grp < e; grp++)
                 {
                     int first = grp * g, count = Math.Min(g, n - first), cols = count * tiles;
                     for (int i = 0; i < count; i++)
-                        InputTransform(x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, vs, pp);
-                    for (int xi = 0; xi < 16; xi++)
+                    {
+                        float* xi0 = x + (long)(first + i) * ci * h * w;
+                        if (tile == 2) InputTransform(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
+                        else InputTransform4(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
+                    }
+                    for (int xi = 0; xi < xis; xi++)
                         Cpu.Gemm.Sgemm(false, false, co, cols, ci, 1f, u + xi * us, ci,
                             pv + xi * vs, ld, 0f, pm + xi * ms, ld, 1);
                     for (int i = 0; i < count; i++)
-                        OutputTransform(pm + i * tiles, ld, ms, co, h, w, y + (long)(first + i) * co * h * w);
+                    {
+                        float* yi = y + (long)(first + i) * co * h * w;
+                        if (tile == 2) OutputTransform(pm + i * tiles, ld, ms, co, h, w, yi);
+                        else OutputTransform4(pm + i * tiles, ld, ms, co, h, w, yi);
+                    }
                 }
         });
     }
@@ -246,34 +269,47 @@ public sealed partial class CpuBackend
     private unsafe void WinogradBackwardFilter(float* x, float* dy, float* dw, in ConvPlan pl)
     {
         Interlocked.Increment(ref WinogradCalls);
-        int n = pl.N, ci = pl.C, co = pl.O, h = pl.H, w = pl.W;
-        int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw;
+        int n = pl.N, ci = pl.C, co = pl.O, h = pl.H, w = pl.W, tile = TileFor(pl, filterGrad: true), xis = Xis(tile);
+        int th = (h + tile - 1) / tile, tw = (w + tile - 1) / tile, tiles = th * tw;
         int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)n * tiles / ((double)Threads * TargetColumns)));
         int g = (n + Math.Min(n, Threads * groupsPerThread) - 1) / Math.Min(n, Threads * groupsPerThread);
         int groups = (n + g - 1) / g;
         int ld = g * tiles + 8;
         long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld), us = (long)co * ci;
         int workers = Math.Min(Threads, groups);
-        var partials = FilterPartials(workers, (int)(16 * us));
+        var partials = FilterPartials(workers, (int)(xis * us));
         Chunks(groups, 1, (s, e, worker) =>
         {
-            float[] v = Scratch(ref t_wv, (int)(16 * vs)), m = Scratch(ref t_wm, (int)(16 * ms));
-            float[] planes = Scratch(ref t_wplane, InputPlanesFloats(h, w));
+            float[] v = Scratch(ref t_wv, (int)(xis * vs)), m = Scratch(ref t_wm, (int)(xis * ms));
+            float[] planes = Scratch(ref t_wplane, tile == 2 ? InputPlanesFloats(h, w) : InputPlanes4Floats(h, w));
             fixed (float* pv = v, pm = m, pp = planes, pu = partials[worker])
                 for (int grp = s; grp < e; grp++)
                 {
                     int first = grp * g, count = Math.Min(g, n - first), cols = count * tiles;
                     for (int i = 0; i < count; i++)
                     {
-                        InputTransform(x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, vs, pp);
-                        OutputGradTransform(dy + (long)(first + i) * co * h * w, co, h, w, pm + i * tiles, ld, ms);
+                        float* xi0 = x + (long)(first + i) * ci * h * w, dyi = dy + (long)(first + i) * co * h * w;
+                        if (tile == 2)
+                        {
+                            InputTransform(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
+                            OutputGradTransform(dyi, co, h, w, pm + i * tiles, ld, ms);
+                        }
+                        else
+                        {
+                            InputTransform4(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
+                            OutputGradTransform4(dyi, co, h, w, pm + i * tiles, ld, ms, pp);
+                        }
                     }
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < xis; xi++)
                         Cpu.Gemm.Sgemm(false, true, co, ci, cols, 1f, pm + xi * ms, ld, pv + xi * vs, ld, 1f, pu + xi * us, ci, 1);
                 }
         });
-        for (int i = 1; i < workers; i++) Simd.Axpy(partials[0].AsSpan(0, (int)(16 * us)), 1f, partials[i].AsSpan(0, (int)(16 * us)));
-        fixed (float* pu = partials[0]) FilterGradTransform(pu, us, co, ci, dw);
+        for (int i = 1; i < workers; i++) Simd.Axpy(partials[0].AsSpan(0, (int)(xis * us)), 1f, partials[i].AsSpan(0, (int)(xis * us)));
+        fixed (float* pu = partials[0])
+        {
+            if (tile == 2) FilterGradTransform(pu, us, co, ci, dw);
+            else FilterGradTransform4(pu, us, co, ci, dw);
+        }
     }
 
     /// <summary>
