@@ -30,8 +30,8 @@ public enum GemmIsa { Scalar, Avx2, Avx512 }
 /// </remarks>
 public static unsafe class Gemm
 {
-    // Cache blocking for Zen 3 and 4 (per core: L1d 32 KiB, L2 512 KiB / 1 MiB; L3 32 MiB shared):
-    //   MC·KC·4 = 96 KiB   A block (packed or read in place), stays in L2 across all B panels,
+    // Cache blocking for Zen 3 (per core: L1d 32 KiB, L2 512 KiB; L3 32 MiB shared):
+    //   MC·KC·4 = 240 KiB  A block (packed or read in place), stays in L2 across all B panels,
     //   KC·NC·4 = 8 MiB    packed B slab, lives in L3 (only reached when n > 4096),
     //   KC·NR·4 = 32/64 KiB one packed B micro-panel (NR = 16/32), streamed from L2 by the kernel.
     // KC = 512 is larger than the textbook "B micro-panel fits L1" value (256): measured on the
@@ -39,11 +39,10 @@ public static unsafe class Gemm
     // the 64 B of B per 6 cycles the kernel needs with room to spare. The exception is Aᵀ read
     // in place, where the kernel touches one cache line of A per k step and those KC lines
     // must stay in L1 for the next MR-row panel, so that path uses KC_T = 256.
-    // MC = 48 (was 120) measured 4–6% faster on the width-64 convolution GEMMs and 10–15% on the
-    // 64-column products of Winograd F(4×4) on Zen 4 with the AVX-512 kernel (bench gemm shapes,
-    // alternating builds), level with the AVX2 kernel. A multiple of 24 (both kernels' MR), and it
-    // only splits rows, so no sum changes order.
-    internal const int KC = 512, KC_T = 256, MC = 48, NC = 4096;
+    // On Zen 4, MC = 48 measured 4–6% faster on single width-64 products (`bench gemm`, one
+    // thread) but 5% slower on the width-64 training phase (3 alternating rounds of `rlmixup
+    // bench`), so MC stays 120.
+    internal const int KC = 512, KC_T = 256, MC = 120, NC = 4096;
 
     // A is packed only when it is stored transposed and reused across more than 64 columns of B
     // (n > 64). Row-major A is always read in place: measured as fast as packed at every
