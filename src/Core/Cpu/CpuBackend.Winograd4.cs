@@ -95,7 +95,7 @@ public sealed partial class CpuBackend
             float* xc = x + (long)c * h * w;
             // padded row r is image row r − 1; padded column q is image column q − 1
             for (int r = 0; r < pr; r++)
-                SplitPhases(r >= 1 && r - 1 < h ? xc + (r - 1) * w : null, w, 1, planes + r * rw, phase, rw, row);
+                SplitPhases(r >= 1 && r - 1 < h ? xc + (r - 1) * w : null, w, 1, planes + r * rw, phase, tw + 1, row);
             float* vc = v + (long)c * ld;
             for (int ti = 0; ti < th; ti++)
             {
@@ -152,23 +152,24 @@ public sealed partial class CpuBackend
     private static int PhaseRowFloats(int tw) => 4 * (RoundUp8(tw) + 8);
 
     /// <summary>
-    /// One row into its four column phases: phase k gets p[4j + k], j ∈ [0, rw), where p is the row
-    /// shifted right by <paramref name="shift"/> columns and zero outside [shift, shift + w); the
+    /// One row into its four column phases: phase k gets p[4j + k], j ∈ [0, count), where p is the
+    /// row shifted right by <paramref name="shift"/> columns and zero outside [shift, shift + w); the
     /// phases lie <paramref name="phase"/> floats apart from out. A null row is all zero. The row is
     /// first copied into row[shift..] (everything else there stays zero), so whole groups of 32
-    /// columns split with no scalar tail; the last group writes up to 7 floats past column rw of
-    /// each phase, into the next row (written after) or the slack.
+    /// columns split with no scalar tail; the last group writes up to 7 floats past column count of
+    /// each phase, which the row stride (RoundUp8(TW) + 1 ≥ count) and the slack after the last row
+    /// take. The tiles' vector loads read those lanes too; they only feed lanes past the last tile.
     /// </summary>
-    private static unsafe void SplitPhases(float* x, int w, int shift, float* out0, long phase, int rw, float* row)
+    private static unsafe void SplitPhases(float* x, int w, int shift, float* out0, long phase, int count, float* row)
     {
         if (x == null)
         {
             for (int k = 0; k < 4; k++)
-                for (int j = 0; j < rw; j += 8) Vector256<float>.Zero.Store(out0 + k * phase + j);
+                for (int j = 0; j < count; j += 8) Vector256<float>.Zero.Store(out0 + k * phase + j);
             return;
         }
         new ReadOnlySpan<float>(x, w).CopyTo(new Span<float>(row + shift, w));
-        for (int j = 0; j < rw; j += 8)
+        for (int j = 0; j < count; j += 8)
         {
             float* src = row + 4 * j;
             Deinterleave(Vector256.Load(src), Vector256.Load(src + 8), out var e0, out var o0);
@@ -276,7 +277,7 @@ public sealed partial class CpuBackend
             for (int ti = 0; ti < th; ti++, dst += tw)
             {
                 for (int r = 0; r < 4; r++)
-                    SplitPhases(4 * ti + r < h ? src + (4 * ti + r) * w : null, w, 0, planes + r * rw, phase, rw, row);
+                    SplitPhases(4 * ti + r < h ? src + (4 * ti + r) * w : null, w, 0, planes + r * rw, phase, tw, row);
                 for (int j = 0; j < tw; j += 8)
                 {
                     // A down the four rows of each column q (phase q), then A across: ξ = 6k + l
