@@ -49,7 +49,7 @@ public sealed partial class CpuBackend
     private static unsafe void FilterTransform8x6(float* g, int ld, float* dst, long us)
     {
         // t (6×3) = G g, kept as 18 vectors t[3·i + j]
-        Span<Vector256<float>> t = stackalloc Vector256<float>[18];
+        Vector256<float>* t = stackalloc Vector256<float>[18];
         for (int j = 0; j < 3; j++)
         {
             var g0 = Vector256.Load(g + j * ld); var g1 = Vector256.Load(g + (3 + j) * ld); var g2 = Vector256.Load(g + (6 + j) * ld);
@@ -89,7 +89,7 @@ public sealed partial class CpuBackend
         long phase = (long)pr * rw + 8;
         float* row = planes + 4 * phase;
         new Span<float>(row, PhaseRowFloats(tw)).Clear();      // only [1, w] is ever written below
-        Span<Vector256<float>> t = stackalloc Vector256<float>[36];
+        Vector256<float>* t = stackalloc Vector256<float>[36];
         for (int c = 0; c < ci; c++)
         {
             float* xc = x + (long)c * h * w;
@@ -198,7 +198,7 @@ public sealed partial class CpuBackend
     {
         int th = (h + 3) / 4, tw = (w + 3) / 4;
         float* tmp = stackalloc float[32];
-        Span<Vector256<float>> s = stackalloc Vector256<float>[24];
+        Vector256<float>* s = stackalloc Vector256<float>[24];
         for (int o = 0; o < co; o++)
         {
             float* mo = m + (long)o * ld, yo = y + (long)o * h * w;
@@ -270,7 +270,7 @@ public sealed partial class CpuBackend
         long phase = 4L * rw + 8;
         float* row = planes + 4 * phase;
         new Span<float>(row, PhaseRowFloats(tw)).Clear();
-        Span<Vector256<float>> t = stackalloc Vector256<float>[24];
+        Vector256<float>* t = stackalloc Vector256<float>[24];
         for (int o = 0; o < co; o++)
         {
             float* src = dy + (long)o * h * w, dst = m + (long)o * ld;
@@ -320,7 +320,7 @@ public sealed partial class CpuBackend
         long total = (long)co * ci;
         float* tail = stackalloc float[36 * 8];
         float* outs = stackalloc float[9 * 8];
-        Span<Vector256<float>> t = stackalloc Vector256<float>[18];
+        Vector256<float>* t = stackalloc Vector256<float>[18];
         for (long f = 0; f < total; f += 8)
         {
             int lanes = (int)Math.Min(8, total - f);
