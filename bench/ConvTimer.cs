@@ -130,14 +130,14 @@ public static class ConvTimer
         return 0;
     }
 
-    private static Tensor Random(IBackend b, Rng rng, Shape s)
+    internal static Tensor Random(IBackend b, Rng rng, Shape s)
     {
         var t = b.Allocate(s);
         t.CopyFrom(Enumerable.Range(0, s.Size).Select(_ => (float)rng.Normal()).ToArray());
         return t;
     }
 
-    private static double Median(int reps, Action body)
+    internal static double Median(int reps, Action body)
     {
         body();
         var ms = new double[reps];

@@ -47,19 +47,19 @@ public static class NormTimer
         foreach (var (name, c, h, count) in Shapes(width))
         {
             var s = new Shape(100, c, h, h);
-            var x = Random(b, rng, s); var dy = Random(b, rng, s);
+            var x = ConvTimer.Random(b, rng, s); var dy = ConvTimer.Random(b, rng, s);
             var y = b.Allocate(s); var r = b.Allocate(s); var dx = b.Allocate(s); var sum = b.Allocate(s);
             var cs = new Shape(c);
-            var gamma = Random(b, rng, cs); var beta = Random(b, rng, cs);
+            var gamma = ConvTimer.Random(b, rng, cs); var beta = ConvTimer.Random(b, rng, cs);
             var rm = b.Allocate(cs); var rv = b.Allocate(cs); b.Fill(rv, 1f);
             var sm = b.Allocate(cs); var si = b.Allocate(cs); var dg = b.Allocate(cs); var db = b.Allocate(cs);
             double[] t =
             [
-                Median(reps, () => b.BatchNormForwardTraining(y, x, gamma, beta, rm, rv, sm, si, 0.1f, 1e-5f, true)),
-                Median(reps, () => b.ReluForward(r, y)),
-                Median(reps, () => b.Add(sum, r, x)),
-                Median(reps, () => b.ReluBackward(dx, r, dy)),
-                Median(reps, () => b.BatchNormBackward(dy, dg, db, dx, x, gamma, sm, si, 1e-5f)),
+                ConvTimer.Median(reps, () => b.BatchNormForwardTraining(y, x, gamma, beta, rm, rv, sm, si, 0.1f, 1e-5f, true)),
+                ConvTimer.Median(reps, () => b.ReluForward(r, y)),
+                ConvTimer.Median(reps, () => b.Add(sum, r, x)),
+                ConvTimer.Median(reps, () => b.ReluBackward(dx, r, dy)),
+                ConvTimer.Median(reps, () => b.BatchNormBackward(dy, dg, db, dx, x, gamma, sm, si, 1e-5f)),
             ];
             for (int k = 0; k < t.Length; k++) total[k] += count * t[k];
             Console.WriteLine($"{name,-7} {count,5} {t[0],8:F3} {t[1],8:F3} {t[2],8:F3} {t[3],8:F3} {t[4],8:F3}");
@@ -67,26 +67,5 @@ public static class NormTimer
         }
         Console.WriteLine($"{"model",-7} {16,5} {total[0],8:F2} {total[1],8:F2} {total[2],8:F2} {total[3],8:F2} {total[4],8:F2}  (sum over the model's batch norms; all: {total.Sum():F2} ms)");
         return 0;
-    }
-
-    private static Tensor Random(IBackend b, Rng rng, Shape s)
-    {
-        var t = b.Allocate(s);
-        t.CopyFrom(Enumerable.Range(0, s.Size).Select(_ => (float)rng.Normal()).ToArray());
-        return t;
-    }
-
-    private static double Median(int reps, Action body)
-    {
-        body();
-        var ms = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            body();
-            ms[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(ms);
-        return ms[reps / 2];
     }
 }

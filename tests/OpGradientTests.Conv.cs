@@ -57,33 +57,16 @@ public partial class OpGradientTests
         new(5, 3, 5, 8, 6, 3, 3, 1, 1, 0, 0),
     ];
 
-    [TestCaseSource(nameof(ConvCases))]
-    public void Conv2d(ConvCase c) => CheckConv2d(c, 1);
-
-    /// <summary>The cases of <see cref="ConvCases"/> that take Winograd (3×3, stride 1, pad 1 or a valid one of 2+ images).</summary>
-    private static IEnumerable<ConvCase> WinogradCases =>
-        ConvCases.Where(c => c is { KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1 } or { KH: 3, KW: 3, SH: 1, SW: 1, PH: 0, PW: 0, N: >= 2 });
-
-    /// <summary>
-    /// Every Winograd case again with F(4×4, 3×3) forced (the model chooses it for 64 channels and up).
-    /// Its transforms have entries up to 8 and down to 1/24, so a float32 result carries more rounding
-    /// than a plain sum: up to 1.27× the plain-sum bound on these cases. The test allows 4×; a missing
-    /// term or a wrong transform entry is an error of order 1 and still fails by orders of magnitude.
-    /// </summary>
-    [TestCaseSource(nameof(WinogradCases))]
-    public void Conv2dWinogradF4(ConvCase c)
-    {
-        var cpu = (CpuBackend)_b;
-        cpu.WinogradTile = 4;
-        try { CheckConv2d(c, 4); }
-        finally { cpu.WinogradTile = null; }
-    }
-
     /// <summary>
     /// Forward, backward-data and every backward-filter route of one case against the float64
-    /// reference; <paramref name="winogradTol"/> scales the bounds of what Winograd computes.
+    /// reference. Winograd cases run twice more, with F(2×2, 3×3) and F(4×4, 3×3) forced (the
+    /// model takes F(4×4) from 64 channels), against the same references. F(4×4)'s transforms have
+    /// entries up to 8 and down to 1/24, so a float32 result carries more rounding than a plain sum:
+    /// up to 1.27× the plain-sum bound on these cases. It is allowed 4×; a missing term or a wrong
+    /// transform entry is an error of order 1 and still fails by orders of magnitude.
     /// </summary>
-    private void CheckConv2d(ConvCase c, double winogradTol)
+    [TestCaseSource(nameof(ConvCases))]
+    public void Conv2d(ConvCase c)
     {
         var rng = new Random(Seed("conv" + c));
         int oh = RefOps.ConvOut(c.H, c.KH, c.SH, c.PH), ow = RefOps.ConvOut(c.W, c.KW, c.SW, c.PW);
@@ -101,8 +84,9 @@ public partial class OpGradientTests
         int winogradBefore = ((CpuBackend)_b).WinogradCalls;
         _b.Conv2dForward(y, x, w, spec);
         int k = c.C * c.KH * c.KW;
-        double wt = winograd ? winogradTol : 1;
-        Validate("conv2d y", y.ToArray(), Conv(xd, wd), wt * Tol.Sum(k, MaxAbs(Conv(Abs(xd), Abs(wd)))), Tol.Rtol);
+        var yRef = Conv(xd, wd);
+        double yTol = Tol.Sum(k, MaxAbs(Conv(Abs(xd), Abs(wd))));
+        Validate("conv2d y", y.ToArray(), yRef, yTol, Tol.Rtol);
 
         // backward: dy = r with |r| ≤ 1, so an element of dx sums ≤ O·kH·kW terms |r·w| ≤ 1 and
         // an element of dw sums N·oH·oW terms |r·x| ≤ 1
@@ -115,7 +99,7 @@ public partial class OpGradientTests
         Assert.That(((CpuBackend)_b).WinogradCalls - winogradBefore, Is.EqualTo(winograd ? 2 : 0), "Winograd calls (forward + backward-data)");
         var dxRef = Gradient(Projected(v => Conv(v, wd), r), xd);
         int kdx = c.O * c.KH * c.KW;
-        Validate("conv2d dx", dx.ToArray(), dxRef, wt * Tol.Sum(kdx, kdx), Tol.Rtol);
+        Validate("conv2d dx", dx.ToArray(), dxRef, Tol.Sum(kdx, kdx), Tol.Rtol);
 
         var prefill = Data.Uniform(wf.Length, rng);
         var dw = T(prefill, c.O, c.C, c.KH, c.KW);
@@ -156,7 +140,28 @@ public partial class OpGradientTests
         // The transforms add a few roundings per term (products by ½, sums of up to four tiles'
         // worth): the bound of a sum of 3·kdw terms plus 4 roundings per term covers them.
         int done = same3x3 ? 4 : 3;   // after the direct pass, if there was one
-        Validate("conv2d dw (prefill + backwards + Winograd)", dw.ToArray(), Accumulated(prefill, dwRef, done), wt * Tol.Sum((done + 4) * kdw + 1, done * kdw + 1), Tol.Rtol);
+        Validate("conv2d dw (prefill + backwards + Winograd)", dw.ToArray(), Accumulated(prefill, dwRef, done), Tol.Sum((done + 4) * kdw + 1, done * kdw + 1), Tol.Rtol);
+
+        foreach (var (tile, factor) in new[] { (2, 1.0), (4, 4.0) })
+        {
+            cpu.WinogradTile = tile;
+            cpu.DirectFilterGrad = false;
+            try
+            {
+                before = cpu.WinogradCalls;
+                var yt = Nan(c.N, c.O, oh, ow);
+                _b.Conv2dForward(yt, x, w, spec);
+                Validate($"conv2d y, F({tile}×{tile})", yt.ToArray(), yRef, factor * yTol, Tol.Rtol);
+                var dxt = Nan(c.N, c.C, c.H, c.W);
+                _b.Conv2dBackwardData(dxt, dy, w, spec);
+                Validate($"conv2d dx, F({tile}×{tile})", dxt.ToArray(), dxRef, factor * Tol.Sum(kdx, kdx), Tol.Rtol);
+                var dwt = T(new float[wf.Length], c.O, c.C, c.KH, c.KW);
+                _b.Conv2dBackwardFilter(dwt, x, dy, spec);
+                Validate($"conv2d dw, F({tile}×{tile})", dwt.ToArray(), dwRef, factor * Tol.Sum(5 * kdw + 1, kdw + 1), Tol.Rtol);
+                Assert.That(cpu.WinogradCalls - before, Is.EqualTo(3), $"F({tile}×{tile}) ran forward, backward-data and backward-filter");
+            }
+            finally { cpu.WinogradTile = null; cpu.DirectFilterGrad = null; }
+        }
     }
 
     /// <summary>
