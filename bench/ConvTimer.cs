@@ -61,35 +61,27 @@ public static class ConvTimer
         Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8} {"winog-f",8} {"direct-f",8}" : "")}");
         foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
         {
-            var spec = new Conv2dSpec(st, pad);
-            var x = Random(b, rng, new Shape(n, c, h, h));
-            var wt = Random(b, rng, new Shape(o, c, k, k));
-            var yShape = spec.OutputShape(x.Shape, wt.Shape);
-            var y = b.Allocate(yShape);
-            var dy = Random(b, rng, yShape);
-            var dx = b.Allocate(x.Shape);
-            var dw = b.Allocate(wt.Shape);
-            double fwd = Median(reps, () => b.Conv2dForward(y, x, wt, spec));
-            double bd = Median(reps, () => b.Conv2dBackwardData(dx, dy, wt, spec));
-            double bf = Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec));
+            using var t = new Operands(b, rng, n, c, h, o, k, st, pad);
+            double fwd = Median(reps, t.Forward);
+            double bd = Median(reps, t.BackwardData);
+            double bf = Median(reps, t.BackwardFilter);
             string extra = "";
             if (compareFilter)
             {
                 // Each route forced in turn: im2col, Winograd, direct (– where a route does not apply).
                 b.DirectFilterGrad = false;
                 b.WinogradFilterGrad = false;
-                extra = $" {Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec)),8:F2}";
+                extra = $" {Median(reps, t.BackwardFilter),8:F2}";
                 b.WinogradFilterGrad = true;
                 int calls = b.WinogradCalls;
-                double winograd = Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec));
+                double winograd = Median(reps, t.BackwardFilter);
                 extra += b.WinogradCalls > calls ? $" {winograd,8:F2}" : $" {"–",8}";
                 b.WinogradFilterGrad = null;
                 b.DirectFilterGrad = k == 3 && st == 1 && pad == 1 ? true : null;
-                extra += b.DirectFilterGrad == true ? $" {Median(reps, () => b.Conv2dBackwardFilter(dw, x, dy, spec)),8:F2}" : $" {"–",8}";
+                extra += b.DirectFilterGrad == true ? $" {Median(reps, t.BackwardFilter),8:F2}" : $" {"–",8}";
                 b.DirectFilterGrad = null;
             }
             Console.WriteLine($"{name,-8} {fwd,8:F2} {bd,8:F2} {bf,8:F2}{extra}");
-            foreach (var t in new[] { x, wt, y, dy, dx, dw }) t.Dispose();
         }
         return 0;
     }
@@ -101,33 +93,55 @@ public static class ConvTimer
         foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
         {
             if (k != 3 || st != 1 || n < 2) continue;
-            var spec = new Conv2dSpec(st, pad);
-            var x = Random(b, rng, new Shape(n, c, h, h));
-            var wt = Random(b, rng, new Shape(o, c, k, k));
-            var yShape = spec.OutputShape(x.Shape, wt.Shape);
-            var y = b.Allocate(yShape);
-            var dy = Random(b, rng, yShape);
-            var dx = b.Allocate(x.Shape);
-            var dw = b.Allocate(wt.Shape);
-            Action[] ops = [() => b.Conv2dForward(y, x, wt, spec), () => b.Conv2dBackwardData(dx, dy, wt, spec), () => b.Conv2dBackwardFilter(dw, x, dy, spec)];
+            using var t = new Operands(b, rng, n, c, h, o, k, st, pad);
+            Action[] ops = [t.Forward, t.BackwardData, t.BackwardFilter];
             var ms = new double[6][];
             for (int j = 0; j < 6; j++) ms[j] = new double[reps];
             for (int r = -1; r < reps; r++)
                 for (int op = 0; op < 3; op++)
-                    for (int t = 0; t < 2; t++)
+                    for (int tile = 0; tile < 2; tile++)
                     {
-                        b.WinogradTile = t == 0 ? 2 : 4;
+                        b.WinogradTile = tile == 0 ? 2 : 4;
                         long t0 = Stopwatch.GetTimestamp();
                         ops[op]();
-                        if (r >= 0) ms[2 * op + t][r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                        if (r >= 0) ms[2 * op + tile][r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                     }
             b.WinogradTile = null;
             var med = ms.Select(a => { Array.Sort(a); return a[reps / 2]; }).ToArray();
             double ratio = (med[0] + med[2] + med[4]) / (med[1] + med[3] + med[5]);
             Console.WriteLine($"{name,-8} {med[0],8:F2} {med[1],8:F2} {med[2],8:F2} {med[3],8:F2} {med[4],8:F2} {med[5],8:F2} {ratio,5:F2}x");
-            foreach (var tt in new[] { x, wt, y, dy, dx, dw }) tt.Dispose();
         }
         return 0;
+    }
+
+    /// <summary>Random input, weight and output gradient of one convolution shape, with its outputs; the three passes as actions.</summary>
+    private sealed class Operands : IDisposable
+    {
+        private readonly Tensor _x, _w, _y, _dy, _dx, _dw;
+
+        public Operands(CpuBackend b, Rng rng, int n, int c, int h, int o, int k, int stride, int pad)
+        {
+            var spec = new Conv2dSpec(stride, pad);
+            _x = Random(b, rng, new Shape(n, c, h, h));
+            _w = Random(b, rng, new Shape(o, c, k, k));
+            var yShape = spec.OutputShape(_x.Shape, _w.Shape);
+            _y = b.Allocate(yShape);
+            _dy = Random(b, rng, yShape);
+            _dx = b.Allocate(_x.Shape);
+            _dw = b.Allocate(_w.Shape);
+            Forward = () => b.Conv2dForward(_y, _x, _w, spec);
+            BackwardData = () => b.Conv2dBackwardData(_dx, _dy, _w, spec);
+            BackwardFilter = () => b.Conv2dBackwardFilter(_dw, _x, _dy, spec);
+        }
+
+        public Action Forward { get; }
+        public Action BackwardData { get; }
+        public Action BackwardFilter { get; }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { _x, _w, _y, _dy, _dx, _dw }) t.Dispose();
+        }
     }
 
     internal static Tensor Random(IBackend b, Rng rng, Shape s)

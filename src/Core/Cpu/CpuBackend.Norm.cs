@@ -56,7 +56,14 @@ public sealed partial class CpuBackend
             scale[ch] = g[gamma.Offset + ch] * invStd;
             shift[ch] = b[beta.Offset + ch] - (float)mean * scale[ch];
         }
-        PlaneChunks(n, c, hw, (p0, p1) =>
+        ScaleShiftPlanes(y, x, scale, shift);
+    }
+
+    /// <summary>y = scale[ch]·x + shift[ch] over every plane of an NCHW tensor, in memory order.</summary>
+    private void ScaleShiftPlanes(Tensor y, Tensor x, float[] scale, float[] shift)
+    {
+        int c = x.Shape.C, hw = x.Shape.H * x.Shape.W;
+        PlaneChunks(x.Shape.N, c, hw, (p0, p1) =>
         {
             var xs = Host(x); var ys = Host(y);
             for (int p = p0; p < p1; p++) Simd.ScaleShift(ys.Slice(p * hw, hw), xs.Slice(p * hw, hw), scale[p % c], shift[p % c]);
@@ -80,7 +87,7 @@ public sealed partial class CpuBackend
         Tensor runningMean, Tensor runningVar, float eps)
     {
         OpChecks.BatchNormInference(y, x, gamma, beta, runningMean, runningVar);
-        int n = x.Shape.N, c = x.Shape.C, hw = x.Shape.H * x.Shape.W;
+        int c = x.Shape.C;
         float[] g = Arr(gamma), b = Arr(beta), rm = Arr(runningMean), rv = Arr(runningVar);
         Host(x); Host(y);
         var scale = new float[c];
@@ -91,11 +98,7 @@ public sealed partial class CpuBackend
             scale[ch] = g[gamma.Offset + ch] * invStd;
             shift[ch] = b[beta.Offset + ch] - rm[runningMean.Offset + ch] * scale[ch];
         }
-        PlaneChunks(n, c, hw, (p0, p1) =>
-        {
-            var xs = Host(x); var ys = Host(y);
-            for (int p = p0; p < p1; p++) Simd.ScaleShift(ys.Slice(p * hw, hw), xs.Slice(p * hw, hw), scale[p % c], shift[p % c]);
-        });
+        ScaleShiftPlanes(y, x, scale, shift);
     }
 
     public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma,
