@@ -182,11 +182,7 @@ public sealed partial class CpuBackend
                 {
                     int first = grp * g, count = Math.Min(g, n - first), cols = count * tiles;
                     for (int i = 0; i < count; i++)
-                    {
-                        float* xi0 = x + (long)(first + i) * ci * h * w;
-                        if (tile == 2) InputTransform(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
-                        else InputTransform4(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
-                    }
+                        InputTransform(tile, x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, vs, pp);
                     for (int xi = 0; xi < xis; xi++)
                         Cpu.Gemm.Sgemm(false, false, co, cols, ci, 1f, u + xi * us, ci,
                             pv + xi * vs, ld, 0f, pm + xi * ms, ld, 1);
@@ -288,17 +284,10 @@ public sealed partial class CpuBackend
                     int first = grp * g, count = Math.Min(g, n - first), cols = count * tiles;
                     for (int i = 0; i < count; i++)
                     {
-                        float* xi0 = x + (long)(first + i) * ci * h * w, dyi = dy + (long)(first + i) * co * h * w;
-                        if (tile == 2)
-                        {
-                            InputTransform(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
-                            OutputGradTransform(dyi, co, h, w, pm + i * tiles, ld, ms);
-                        }
-                        else
-                        {
-                            InputTransform4(xi0, ci, h, w, pv + i * tiles, ld, vs, pp);
-                            OutputGradTransform4(dyi, co, h, w, pm + i * tiles, ld, ms, pp);
-                        }
+                        InputTransform(tile, x + (long)(first + i) * ci * h * w, ci, h, w, pv + i * tiles, ld, vs, pp);
+                        float* dyi = dy + (long)(first + i) * co * h * w;
+                        if (tile == 2) OutputGradTransform(dyi, co, h, w, pm + i * tiles, ld, ms);
+                        else OutputGradTransform4(dyi, co, h, w, pm + i * tiles, ld, ms, pp);
                     }
                     for (int xi = 0; xi < xis; xi++)
                         Cpu.Gemm.Sgemm(false, true, co, ci, cols, 1f, pm + xi * ms, ld, pv + xi * vs, ld, 1f, pu + xi * us, ci, 1);
@@ -422,6 +411,13 @@ public sealed partial class CpuBackend
                 }
             }
         }
+    }
+
+    /// <summary>V = Bᵀ d B for every tile of one image, by the transform of F(tile×tile, 3×3).</summary>
+    private static unsafe void InputTransform(int tile, float* x, int ci, int h, int w, float* v, int ld, long xiStride, float* planes)
+    {
+        if (tile == 2) InputTransform(x, ci, h, w, v, ld, xiStride, planes);
+        else InputTransform4(x, ci, h, w, v, ld, xiStride, planes);
     }
 
     /// <summary>Bᵀ applied to rows p, p+rw, p+2rw, p+3rw: (d0-d2, d1+d2, d2-d1, d1-d3).</summary>
