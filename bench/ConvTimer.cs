@@ -8,8 +8,9 @@ namespace RlMixup.Bench;
 /// Median ms of forward, backward-data and backward-filter for every convolution shape of
 /// PreActResNet18 (batch 100, 32×32) and of the agent (batch 100 for PPO, batch 1 for Act), the
 /// twin of bench/reference/torch_conv.py: where the CPU step loses or wins, layer by layer.
-/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--compare-filter] [--no-winograd-valid] [--winograd-tile 2|4] [--compare-tile]
-/// (--compare-filter adds the backward-filter time of each route, forced in turn: im2col, Winograd, direct;
+/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--only l2.c1,l3] [--compare-filter] [--no-winograd-valid] [--winograd-tile 2|4] [--compare-tile]
+/// (--only keeps the convolutions whose names start with one of the given prefixes;
+/// --compare-filter adds the backward-filter time of each route, forced in turn: im2col, Winograd, direct;
 /// --no-winograd-valid sends the valid (pad 0) 3×3 convolutions, the agent's, through im2col;
 /// --winograd-tile forces F(2×2, 3×3) or F(4×4, 3×3) on every Winograd convolution; --compare-tile
 /// times each Winograd convolution with both tiles, alternating run by run, and prints their ratio).
@@ -40,6 +41,7 @@ public static class ConvTimer
         int width = 16, reps = 7, threads = Environment.ProcessorCount;
         bool compareFilter = false, winogradValid = true, compareTile = false;
         int? tile = null;
+        string[] only = [""];
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -48,6 +50,7 @@ public static class ConvTimer
                 case "--width": width = int.Parse(Next()); break;
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--threads": threads = int.Parse(Next()); break;
+                case "--only": only = Next().Split(','); break;
                 case "--compare-filter": compareFilter = true; break;
                 case "--compare-tile": compareTile = true; break;
                 case "--no-winograd-valid": winogradValid = false; break;
@@ -57,9 +60,10 @@ public static class ConvTimer
         }
         using var b = new CpuBackend(threads) { WinogradValid = winogradValid ? null : false, WinogradTile = tile };
         var rng = new Rng(1);
-        if (compareTile) return CompareTiles(b, rng, width, reps);
+        var shapes = Shapes(width).Where(s => only.Any(p => s.Name.StartsWith(p, StringComparison.Ordinal))).ToList();
+        if (compareTile) return CompareTiles(b, rng, shapes, reps);
         Console.WriteLine($"{"conv",-8} {"fwd ms",8} {"bwd-data",8} {"bwd-filt",8}{(compareFilter ? $" {"im2col-f",8} {"winog-f",8} {"direct-f",8}" : "")}");
-        foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
+        foreach (var (name, n, c, h, o, k, st, pad) in shapes)
         {
             using var t = new Operands(b, rng, n, c, h, o, k, st, pad);
             double fwd = Median(reps, t.Forward);
@@ -87,10 +91,10 @@ public static class ConvTimer
     }
 
     /// <summary>F(2×2) against F(4×4) on every Winograd convolution, alternating tile by tile within each rep.</summary>
-    private static int CompareTiles(CpuBackend b, Rng rng, int width, int reps)
+    private static int CompareTiles(CpuBackend b, Rng rng, IEnumerable<(string Name, int N, int C, int H, int O, int K, int Stride, int Pad)> shapes, int reps)
     {
         Console.WriteLine($"{"conv",-8} {"F2 fwd",8} {"F4 fwd",8} {"F2 data",8} {"F4 data",8} {"F2 filt",8} {"F4 filt",8} {"F2/F4",6}  (ms, median of {reps} alternating)");
-        foreach (var (name, n, c, h, o, k, st, pad) in Shapes(width))
+        foreach (var (name, n, c, h, o, k, st, pad) in shapes)
         {
             if (k != 3 || st != 1 || n < 2) continue;
             using var t = new Operands(b, rng, n, c, h, o, k, st, pad);

@@ -10,6 +10,7 @@ namespace RlMixup.Core.Cpu;
 // one image per GEMM would stream W once per image for a 16-column product. G is chosen so that a
 // GEMM has about TargetColumns columns and each thread gets whole groups. With P ≥ TargetColumns
 // (the 32×32 layers) G = 1 and y/dy are used in place, with no scatter or gather.
+// im2col and col2im themselves, through phase planes for strided convolutions: CpuBackend.Im2Col.cs.
 public sealed partial class CpuBackend
 {
     private const int TargetColumns = 512;
@@ -76,13 +77,13 @@ public sealed partial class CpuBackend
         Chunks(pl.Groups, 1, (s, e, _) =>
         {
             int cols = pl.Group * pl.P;
-            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
-            fixed (float* pw = &wa[wo], pcol = col, pmat = mat, py = &ya[yo], px = &xa[xo])
+            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols), phase = PhaseScratch(pl);
+            fixed (float* pw = &wa[wo], pcol = col, pmat = mat, pph = phase, py = &ya[yo], px = &xa[xo])
                 for (int grp = s; grp < e; grp++)
                 {
                     var (first, count) = pl.Images(grp);
                     int ld = count * pl.P;
-                    float* b = GroupColumns(px, pl, first, count, pcol);
+                    float* b = GroupColumns(px, pl, first, count, pcol, pph);
                     float* c = count == 1 ? py + first * pl.OutImage : pmat;
                     Cpu.Gemm.Sgemm(false, false, pl.O, ld, pl.Ckk, 1f, pw, pl.Ckk, b, ld, 0f, c, ld, pl.GemmThreads);
                     if (count > 1) ScatterImages(pmat, py + first * pl.OutImage, count, pl.O, pl.P);
@@ -110,8 +111,8 @@ public sealed partial class CpuBackend
         Chunks(pl.Groups, 1, (s, e, _) =>
         {
             int cols = pl.Group * pl.P;
-            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
-            fixed (float* pw = &wa[wo], pcol = col, pmat = mat, pdy = &dya[dyo], pdx = &dxa[dxo])
+            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols), phase = PhaseScratch(pl);
+            fixed (float* pw = &wa[wo], pcol = col, pmat = mat, pph = phase, pdy = &dya[dyo], pdx = &dxa[dxo])
                 for (int grp = s; grp < e; grp++)
                 {
                     var (first, count) = pl.Images(grp);
@@ -124,7 +125,7 @@ public sealed partial class CpuBackend
                     }
                     Cpu.Gemm.Sgemm(true, false, pl.Ckk, ld, pl.O, 1f, pw, pl.Ckk, b, ld, 0f, pcol, ld, pl.GemmThreads);
                     for (int i = 0; i < count; i++)
-                        Col2Im(pcol + i * pl.P, ld, pl, pdx + (first + i) * pl.InImage);
+                        Col2Im(pcol + i * pl.P, ld, pl, pdx + (first + i) * pl.InImage, pph);
                 }
         });
     }
@@ -166,16 +167,16 @@ public sealed partial class CpuBackend
         Chunks(pl.Groups, 1, (s, e, worker) =>
         {
             int cols = pl.Group * pl.P;
-            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols);
+            float[] col = Scratch(ref t_col, pl.Ckk * cols), mat = Scratch(ref t_mat, pl.O * cols), phase = PhaseScratch(pl);
             bool direct = !transposed && worker == 0;
             float[] target = direct ? dwa : partials[transposed ? worker : worker - 1];
-            fixed (float* pt = &target[direct ? dwo : 0], pcol = col, pmat = mat, pdy = &dya[dyo], px = &xa[xo])
+            fixed (float* pt = &target[direct ? dwo : 0], pcol = col, pmat = mat, pph = phase, pdy = &dya[dyo], px = &xa[xo])
                 for (int grp = s; grp < e; grp++)
                 {
                     var (first, count) = pl.Images(grp);
                     int ld = count * pl.P;
                     float* dyGroup = GroupOutputs(pdy, pl, first, count, pmat);
-                    float* colGroup = GroupColumns(px, pl, first, count, pcol);
+                    float* colGroup = GroupColumns(px, pl, first, count, pcol, pph);
                     if (transposed) Cpu.Gemm.Sgemm(false, true, pl.Ckk, pl.O, ld, 1f, colGroup, ld, dyGroup, ld, 1f, pt, pl.O, pl.GemmThreads);
                     else Cpu.Gemm.Sgemm(false, true, pl.O, pl.Ckk, ld, 1f, dyGroup, ld, colGroup, ld, 1f, pt, pl.Ckk, pl.GemmThreads);
                 }
@@ -222,11 +223,11 @@ public sealed partial class CpuBackend
     /// The im2col matrix (C·kH·kW, count·P) of images [first, first+count) of x, built in col; a
     /// single image under a pointwise kernel is its own matrix and is used in place.
     /// </summary>
-    private static unsafe float* GroupColumns(float* x, in ConvPlan pl, int first, int count, float* col)
+    private static unsafe float* GroupColumns(float* x, in ConvPlan pl, int first, int count, float* col, float* phases)
     {
         if (count == 1 && pl.Pointwise) return x + first * pl.InImage;
         int ld = count * pl.P;
-        for (int i = 0; i < count; i++) Im2Col(x + (first + i) * pl.InImage, pl, col + i * pl.P, ld);
+        for (int i = 0; i < count; i++) Im2Col(x + (first + i) * pl.InImage, pl, col + i * pl.P, ld, phases);
         return col;
     }
 
@@ -254,65 +255,6 @@ public sealed partial class CpuBackend
         for (int i = 0; i < count; i++)
             for (int r = 0; r < o; r++)
                 new ReadOnlySpan<float>(images + (i * o + r) * p, p).CopyTo(new Span<float>(mat + r * ld + i * p, p));
-    }
-
-    /// <summary>
-    /// col rows (C·kH·kW) × P columns, row stride ld, from one image x (C,H,W); zero where the
-    /// window leaves the image.
-    /// </summary>
-    private static unsafe void Im2Col(float* x, in ConvPlan pl, float* col, int ld)
-    {
-        var s = pl.Spec;
-        int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
-        for (int ch = 0; ch < pl.C; ch++)
-            for (int ki = 0; ki < pl.KH; ki++)
-                for (int kj = 0; kj < pl.KW; kj++)
-                {
-                    float* dst = col + (long)((ch * pl.KH + ki) * pl.KW + kj) * ld;
-                    float* src = x + ch * h * w;
-                    // Output columns [owLo, owHi) read inside the image along W; the rest are padding.
-                    int owLo = Math.Min(ow, Math.Max(0, CeilDiv(s.PadW - kj, s.StrideW)));
-                    int owHi = Math.Max(owLo, Math.Min(ow, CeilDiv(w + s.PadW - kj, s.StrideW)));
-                    for (int r = 0; r < oh; r++, dst += ow)
-                    {
-                        int ih = r * s.StrideH - s.PadH + ki;
-                        if ((uint)ih >= (uint)h) { for (int q = 0; q < ow; q++) dst[q] = 0; continue; }
-                        float* row = src + ih * w - s.PadW + kj;
-                        for (int q = 0; q < owLo; q++) dst[q] = 0;
-                        if (s.StrideW == 1)
-                            Buffer.MemoryCopy(row + owLo, dst + owLo, (owHi - owLo) * sizeof(float), (owHi - owLo) * sizeof(float));
-                        else
-                            for (int q = owLo; q < owHi; q++) dst[q] = row[q * s.StrideW];
-                        for (int q = owHi; q < ow; q++) dst[q] = 0;
-                    }
-                }
-    }
-
-    /// <summary>dx (C,H,W) = the adjoint of Im2Col applied to dcol (row stride ld); overwrites dx.</summary>
-    private static unsafe void Col2Im(float* col, int ld, in ConvPlan pl, float* dx)
-    {
-        var s = pl.Spec;
-        int h = pl.H, w = pl.W, oh = pl.OH, ow = pl.OW;
-        new Span<float>(dx, pl.InImage).Clear();
-        for (int ch = 0; ch < pl.C; ch++)
-            for (int ki = 0; ki < pl.KH; ki++)
-                for (int kj = 0; kj < pl.KW; kj++)
-                {
-                    float* src = col + (long)((ch * pl.KH + ki) * pl.KW + kj) * ld;
-                    float* dst = dx + ch * h * w;
-                    int owLo = Math.Max(0, CeilDiv(s.PadW - kj, s.StrideW));
-                    int owHi = Math.Min(ow, CeilDiv(w + s.PadW - kj, s.StrideW));
-                    for (int r = 0; r < oh; r++, src += ow)
-                    {
-                        int ih = r * s.StrideH - s.PadH + ki;
-                        if ((uint)ih >= (uint)h) continue;
-                        float* row = dst + ih * w - s.PadW + kj;
-                        if (s.StrideW == 1 && owHi > owLo)
-                            Simd.Axpy(new Span<float>(row + owLo, owHi - owLo), 1f, new ReadOnlySpan<float>(src + owLo, owHi - owLo));
-                        else
-                            for (int q = owLo; q < owHi; q++) row[q * s.StrideW] += src[q];
-                    }
-                }
     }
 
     /// <summary>⌈a/b⌉ for b &gt; 0 and any sign of a.</summary>
