@@ -21,8 +21,9 @@ namespace RlMixup.Core.Cpu;
 // Groups of images and their spread over threads follow the im2col path (CpuBackend.Conv.cs),
 // counting tiles instead of output pixels.
 // From 64 channels the same drivers run F(4×4, 3×3) instead, with 36 ξ planes (CpuBackend.Winograd4.cs).
-// The transforms run 8 tiles of a tile row at a time (Vector256); on 4×4 and 8×8 images (TW = 2,
-// 4) most lanes idle, but there C ≥ 64 and the GEMMs dwarf the transforms.
+// The transforms run 8 tiles of a tile row at a time (Vector256). On maps one or two F(4×4) tiles
+// wide (8×8 and 4×4) most of those lanes would idle, so there F(4×4) runs 8 images per vector
+// instead (CpuBackend.Winograd4Lanes.cs).
 public sealed partial class CpuBackend
 {
     /// <summary>
@@ -165,6 +166,11 @@ public sealed partial class CpuBackend
     private unsafe void WinogradConv(float* x, int n, int ci, int h, int w, int tile, float* u, long us, int co, float* y)
     {
         Interlocked.Increment(ref WinogradCalls);
+        if (LaneBatched(tile, w))
+        {
+            WinogradConvLanes(x, n, ci, h, w, u, us, co, y);
+            return;
+        }
         int th = (h + tile - 1) / tile, tw = (w + tile - 1) / tile, tiles = th * tw, xis = Xis(tile);
         int groupsPerThread = Math.Max(1, (int)Math.Ceiling((double)n * tiles / ((double)Threads * WinogradColumns(tile))));
         int g = (n + Math.Min(n, Threads * groupsPerThread) - 1) / Math.Min(n, Threads * groupsPerThread);
@@ -272,9 +278,11 @@ public sealed partial class CpuBackend
         int groups = (n + g - 1) / g;
         int ld = g * tiles + 8;
         long vs = PlaneStride((long)ci * ld), ms = PlaneStride((long)co * ld), us = (long)co * ci;
-        int workers = Math.Min(Threads, groups);
+        bool lanes = LaneBatched(tile, w);
+        int workers = Math.Min(Threads, lanes ? n : groups);
         var partials = FilterPartials(workers, (int)(xis * us));
-        Chunks(groups, 1, (s, e, worker) =>
+        if (lanes) WinogradFilterGradLanes(x, dy, n, ci, co, h, w, partials, us);
+        else Chunks(groups, 1, (s, e, worker) =>
         {
             float[] v = Scratch(ref t_wv, (int)(xis * vs)), m = Scratch(ref t_wm, (int)(xis * ms));
             float[] planes = Scratch(ref t_wplane, tile == 2 ? InputPlanesFloats(h, w) : InputPlanes4Floats(h, w));

@@ -244,12 +244,7 @@ public sealed partial class CpuBackend
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void StoreInterleaved4(Vector256<float> q0, Vector256<float> q1, Vector256<float> q2, Vector256<float> q3, float* dst, int valid, float* tmp)
     {
-        var lo01 = Avx.UnpackLow(q0, q1); var hi01 = Avx.UnpackHigh(q0, q1);
-        var lo23 = Avx.UnpackLow(q2, q3); var hi23 = Avx.UnpackHigh(q2, q3);
-        var t04 = Avx.Shuffle(lo01, lo23, 0b01_00_01_00);   // tiles 0 | 4
-        var t15 = Avx.Shuffle(lo01, lo23, 0b11_10_11_10);   // tiles 1 | 5
-        var t26 = Avx.Shuffle(hi01, hi23, 0b01_00_01_00);
-        var t37 = Avx.Shuffle(hi01, hi23, 0b11_10_11_10);
+        Transpose8x4(q0, q1, q2, q3, out var t04, out var t15, out var t26, out var t37);
         float* d = valid == 32 ? dst : tmp;
         Avx.Permute2x128(t04, t15, 0x20).Store(d);
         Avx.Permute2x128(t26, t37, 0x20).Store(d + 8);
