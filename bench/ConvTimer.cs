@@ -8,12 +8,13 @@ namespace RlMixup.Bench;
 /// Median ms of forward, backward-data and backward-filter for every convolution shape of
 /// PreActResNet18 (batch 100, 32×32) and of the agent (batch 100 for PPO, batch 1 for Act), the
 /// twin of bench/reference/torch_conv.py: where the CPU step loses or wins, layer by layer.
-/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--only l2.c1,l3] [--compare-filter] [--no-winograd-valid] [--winograd-tile 2|4] [--compare-tile]
+/// Usage: dotnet run -c Release --project bench -- conv [--width 16] [--reps 7] [--threads N] [--only l2.c1,l3] [--compare-filter] [--no-winograd-valid] [--winograd-tile 2|4] [--compare-tile] [--lane-tiles N]
 /// (--only keeps the convolutions whose names start with one of the given prefixes;
 /// --compare-filter adds the backward-filter time of each route, forced in turn: im2col, Winograd, direct;
 /// --no-winograd-valid sends the valid (pad 0) 3×3 convolutions, the agent's, through im2col;
 /// --winograd-tile forces F(2×2, 3×3) or F(4×4, 3×3) on every Winograd convolution; --compare-tile
-/// times each Winograd convolution with both tiles, alternating run by run, and prints their ratio).
+/// times each Winograd convolution with both tiles, alternating run by run, and prints their ratio;
+/// --lane-tiles sets the widest map, in F(4×4) tiles, that runs 8 images per vector).
 /// </summary>
 public static class ConvTimer
 {
@@ -40,7 +41,7 @@ public static class ConvTimer
     {
         int width = 16, reps = 7, threads = Environment.ProcessorCount;
         bool compareFilter = false, winogradValid = true, compareTile = false;
-        int? tile = null;
+        int? tile = null, laneTiles = null;
         string[] only = [""];
         for (int i = 0; i < args.Length; i++)
         {
@@ -51,6 +52,7 @@ public static class ConvTimer
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--only": only = Next().Split(','); break;
+                case "--lane-tiles": laneTiles = int.Parse(Next()); break;
                 case "--compare-filter": compareFilter = true; break;
                 case "--compare-tile": compareTile = true; break;
                 case "--no-winograd-valid": winogradValid = false; break;
@@ -59,6 +61,7 @@ public static class ConvTimer
             }
         }
         using var b = new CpuBackend(threads) { WinogradValid = winogradValid ? null : false, WinogradTile = tile };
+        if (laneTiles is { } lt) b.WinogradLanesMaxTileColumns = lt;
         var rng = new Rng(1);
         var shapes = Shapes(width).Where(s => only.Any(p => s.Name.StartsWith(p, StringComparison.Ordinal))).ToList();
         if (compareTile) return CompareTiles(b, rng, shapes, reps);
