@@ -7,7 +7,7 @@
 #
 # For every width (default 16): the RL-Mixup step (`rlmixup bench`) and the plain training step
 # (the bench project's `step`). A speed-up below 1 means a phase's parallel regions cost more
-# than they give. The engine is $RLMIXUP if set, else a Release build of src/Engine. JSON results
+# than they give (the PPO update: the median of 3). The engine is $RLMIXUP if set, else a Release build of src/Engine. JSON results
 # are kept in $OUT (default a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +43,7 @@ for w in "${widths[@]}"; do
   many_rl="" one_rl="" many_plain="" one_plain=""
   for r in $(seq 1 "$rounds"); do
     for t in "$threads" 1; do
-      "${engine[@]}" bench --device cpu --threads "$t" --width "$w" --steps "$steps" --warmup "$warmup" --epoch-images 0 \
+      "${engine[@]}" bench --device cpu --threads "$t" --width "$w" --steps "$steps" --warmup "$warmup" --epoch-images 0 --ppo-repeats 3 \
         --json "$out/rl_${w}_t${t}_r$r.json" >/dev/null
       dotnet bench/bin/Release/net10.0/RlMixup.Bench.dll step --threads "$t" --width "$w" --steps "$steps" --warmup "$warmup" \
         --json "$out/plain_${w}_t${t}_r$r.json" >/dev/null

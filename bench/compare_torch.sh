@@ -2,7 +2,7 @@
 # Runs the engine and the PyTorch reference side by side, in ONE invocation on one machine, and
 # prints the ratio of their median times (> 1 means the engine is faster).
 #
-#   bench/compare_torch.sh [--device cpu|cuda] [--steps N] [--warmup N] [--rounds N] [--plain] [widths...]
+#   bench/compare_torch.sh [--device cpu|cuda] [--steps N] [--warmup N] [--rounds N] [--ppo-repeats N] [--plain] [widths...]
 #
 # For every width (default: 16 64):
 #   - the RL-Mixup step, phase by phase: `rlmixup bench` against bench/reference/torch_rlmixup.py;
@@ -11,21 +11,24 @@
 # With --rounds N (default 1) the two programs run alternately N times (engine, reference, engine,
 # …), so that a burst of load on a shared host hits both; each phase then reports the median over
 # the rounds of each side's median, their ratio, and the range of the per-round ratios.
+# --ppo-repeats N (default 3) times N PPO updates on each side (after one untimed warmup update) and
+# reports their median: one update is a single sample, too few on a noisy host.
 # The engine is $RLMIXUP if set, else artifacts/gpu/rlmixup if it exists (the NativeAOT build, no
 # .NET needed), else a Release build of src/Engine. PyTorch is $PYTHON (default /usr/bin/python3,
 # Debian's python3-torch on the CPU). JSON results are kept in $OUT (default a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device=cpu steps="" warmup="" plain=0 rounds=1 widths=()
+device=cpu steps="" warmup="" plain=0 rounds=1 ppo_repeats=3 widths=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --ppo-repeats) ppo_repeats="$2"; shift 2 ;;
     --plain) plain=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1" >&2; exit 2 ;;
     *) widths+=("$1"); shift ;;
   esac
@@ -33,6 +36,7 @@ done
 [ ${#widths[@]} -gt 0 ] || widths=(16 64)
 case "$device" in cpu|cuda) ;; *) echo "error: --device must be cpu or cuda" >&2; exit 2 ;; esac
 case "$rounds" in ''|*[!0-9]*|0) echo "error: --rounds must be a positive integer" >&2; exit 2 ;; esac
+case "$ppo_repeats" in ''|*[!0-9]*|0) echo "error: --ppo-repeats must be a positive integer" >&2; exit 2 ;; esac
 python=${PYTHON:-/usr/bin/python3}
 if ! "$python" -c "import torch" 2>/dev/null; then
   echo "error: $python cannot import torch (on Debian: apt-get install python3-torch; or set PYTHON)" >&2; exit 2
@@ -60,11 +64,11 @@ for w in "${widths[@]}"; do
   declare -A refs=()
   ours=""
   for r in $(seq 1 "$rounds"); do
-    "${engine[@]}" bench --device "$device" --width "$w" --steps "$s" --warmup "$wu" --epoch-images 0 --json "$out/ours_rl_${w}_r$r.json"
+    "${engine[@]}" bench --device "$device" --width "$w" --steps "$s" --warmup "$wu" --epoch-images 0 --ppo-repeats "$ppo_repeats" --json "$out/ours_rl_${w}_r$r.json"
     ours+=" $out/ours_rl_${w}_r$r.json"
     for v in "${variants[@]}"; do
       name=${v%%:*} flags=${v#*:}
-      "$python" bench/reference/torch_rlmixup.py --device "$device" --width "$w" --steps "$s" --warmup "$wu" $flags --json "$out/torch_rl_${name}_${w}_r$r.json"
+      "$python" bench/reference/torch_rlmixup.py --device "$device" --width "$w" --steps "$s" --warmup "$wu" --ppo-repeats "$ppo_repeats" $flags --json "$out/torch_rl_${name}_${w}_r$r.json"
       refs[$name]+=" $out/torch_rl_${name}_${w}_r$r.json"
     done
   done
