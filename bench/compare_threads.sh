@@ -7,8 +7,8 @@
 #
 # For every width (default 16): the RL-Mixup step (`rlmixup bench`) and the plain training step
 # (the bench project's `step`). A speed-up below 1 means a phase's parallel regions cost more
-# than they give (the PPO update: the median of 3). The engine is $RLMIXUP if set, else a Release build of src/Engine. JSON results
-# are kept in $OUT (default a temporary folder).
+# than they give (the PPO update is the median of 3 updates). The engine is $RLMIXUP if set, else
+# a Release build of src/Engine. JSON results are kept in $OUT (default a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
