@@ -19,7 +19,9 @@ public enum GemmIsa { Scalar, Avx2, Avx512 }
 /// BLIS-style structure (Goto/van de Geijn): loop over column blocks of C (NC), then over k
 /// blocks (KC) packing a KC×NC slab of op(B) into NR-wide micro-panels, then over row blocks
 /// (MC), then a register-blocked micro-kernel sweeps the block: 8×32 with AVX-512 where the CPU
-/// has it, else 6×16 with AVX2/FMA (GemmKernels*.cs). Both give the same bits (see GemmKernels.cs):
+/// has it, else 6×16 with AVX2/FMA (GemmKernels*.cs); a last panel whose columns end in its first
+/// half runs a half-width tile (8×16, 6×8), so n = 16 or 196 spends no FMAs on padding. All give
+/// the same bits (see GemmKernels.cs):
 /// nothing here that decides the k blocking or the thread split depends on the kernel.
 /// The shapes this was tuned for are the per-image im2col GEMMs of PreActResNet18 on CIFAR:
 ///   forward   y(Cout×HW)  = W(Cout×9Cin)·col(9Cin×HW):  (64,1024,576) … (512,16,4608)
@@ -102,17 +104,9 @@ public static unsafe class Gemm
     static void Blocked(GemmIsa isa, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
     {
-        if (isa == GemmIsa.Avx512 && FillsWideTiles(n)) Blocked<Avx512Kernel>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (isa == GemmIsa.Avx512) Blocked<Avx512Kernel>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else Blocked<Avx2Kernel>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
-
-    /// <summary>
-    /// Whether n columns fill 32-wide tiles as well as 16-wide ones: false when the last tile would
-    /// be at most half full and n is small enough for that to matter (n = 16, the Winograd
-    /// filter gradient of 16-channel layers, ran 2.5× slower on 8×32 tiles than on 6×16). The
-    /// kernels agree to the bit, so this is purely a speed choice.
-    /// </summary>
-    static bool FillsWideTiles(int n) => n % 32 == 0 || n % 32 > 16 || n >= 256;
 
     /// <summary>The blocked, packed single-thread GEMM (m, n, k ≥ 1, alpha ≠ 0).</summary>
     static void Blocked<K>(bool transA, bool transB, int m, int n, int k, float alpha,
@@ -159,12 +153,17 @@ public static unsafe class Gemm
                             else { ap = aBlk + ir * lda; rsA = lda; csA = 1; }
 
                             float* cp = c + (ic + ir) * ldc + jc + jr;
-                            if (mr == MR && nr == NR)
-                                K.Run(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
+                            bool half = nr <= NR / 2;   // a half-width last panel (PackB)
+                            if (mr == MR && nr == (half ? NR / 2 : NR))
+                            {
+                                if (half) K.RunHalf(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
+                                else K.Run(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
+                            }
                             else
                             {
                                 // Ragged edge: full tile into scratch, then merge the valid part.
-                                K.Run(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
+                                if (half) K.RunHalf(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
+                                else K.Run(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
                                 MergeTile(tile, NR, mr, nr, alpha, betaP, cp, ldc);
                             }
                         }

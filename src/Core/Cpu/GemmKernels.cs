@@ -32,6 +32,13 @@ internal unsafe interface IGemmKernel
 
     /// <summary>beta == 0: C is not read. B is one packed micro-panel (kc × NR).</summary>
     static abstract void Run(int kc, float* a, nint rsA, nint csA, float* b, float* c, nint ldc, float alpha, float beta);
+
+    /// <summary>
+    /// Run on C[0..MR, 0..NR/2) with B a half-width packed panel (kc × NR/2): the last panel of a
+    /// product whose columns end in its first half (n = 196 ends 4 columns into a 32-wide panel),
+    /// which a full tile would spend mostly on padding.
+    /// </summary>
+    static abstract void RunHalf(int kc, float* a, nint rsA, nint csA, float* b, float* c, nint ldc, float alpha, float beta);
 }
 
 /// <summary>
@@ -75,27 +82,48 @@ internal readonly unsafe struct Avx2Kernel : IGemmKernel
         Store(c + 5 * ldc, c50, c51, alpha, beta);
     }
 
+    /// <summary>6×8: one accumulator per row, B panels 8 wide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunHalf(int kc, float* a, nint rsA, nint csA, float* b,
+        float* c, nint ldc, float alpha, float beta)
+    {
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA, a4 = a + 4 * rsA, a5 = a + 5 * rsA;
+        nint off = 0;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<float> b0 = Avx.LoadVector256(b);
+            c0 = Fma.MultiplyAdd(Vector256.Create(a0[off]), b0, c0);
+            c1 = Fma.MultiplyAdd(Vector256.Create(a1[off]), b0, c1);
+            c2 = Fma.MultiplyAdd(Vector256.Create(a2[off]), b0, c2);
+            c3 = Fma.MultiplyAdd(Vector256.Create(a3[off]), b0, c3);
+            c4 = Fma.MultiplyAdd(Vector256.Create(a4[off]), b0, c4);
+            c5 = Fma.MultiplyAdd(Vector256.Create(a5[off]), b0, c5);
+            off += csA;
+            b += 8;
+        }
+        Store(c, c0, alpha, beta);
+        Store(c + ldc, c1, alpha, beta);
+        Store(c + 2 * ldc, c2, alpha, beta);
+        Store(c + 3 * ldc, c3, alpha, beta);
+        Store(c + 4 * ldc, c4, alpha, beta);
+        Store(c + 5 * ldc, c5, alpha, beta);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store(float* c, Vector256<float> lo, Vector256<float> hi, float alpha, float beta)
     {
+        Store(c, lo, alpha, beta);
+        Store(c + 8, hi, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* c, Vector256<float> v, float alpha, float beta)
+    {
         var va = Vector256.Create(alpha);
-        if (beta == 0f)
-        {
-            // Never read C: it may hold NaN/garbage (BLAS semantics).
-            Avx.Store(c, lo * va);
-            Avx.Store(c + 8, hi * va);
-        }
-        else if (beta == 1f)
-        {
-            Avx.Store(c, Fma.MultiplyAdd(lo, va, Avx.LoadVector256(c)));
-            Avx.Store(c + 8, Fma.MultiplyAdd(hi, va, Avx.LoadVector256(c + 8)));
-        }
-        else
-        {
-            var vb = Vector256.Create(beta);
-            Avx.Store(c, Fma.MultiplyAdd(lo, va, Avx.LoadVector256(c) * vb));
-            Avx.Store(c + 8, Fma.MultiplyAdd(hi, va, Avx.LoadVector256(c + 8) * vb));
-        }
+        if (beta == 0f) Avx.Store(c, v * va);   // never read C: it may hold NaN/garbage (BLAS semantics)
+        else if (beta == 1f) Avx.Store(c, Fma.MultiplyAdd(v, va, Avx.LoadVector256(c)));
+        else Avx.Store(c, Fma.MultiplyAdd(v, va, Avx.LoadVector256(c) * Vector256.Create(beta)));
     }
 
 }
@@ -161,15 +189,17 @@ internal static unsafe class GemmPack
 
     /// <summary>
     /// Packs op(B)[p0..p0+kc, j0..j0+nc) into ceil(nc/NR) micro-panels of kc×NR floats
-    /// (element (p, j) of panel q at dst[q·NR·kc + p·NR + j]); columns past nc are zero.
-    /// NR is a multiple of 8.
+    /// (element (p, j) of panel q at dst[q·NR·kc + p·NR + j]); columns past nc are zero. A last
+    /// panel of at most NR/2 columns is kc×NR/2 (the kernel's RunHalf reads it). NR/2 is a
+    /// multiple of 8.
     /// </summary>
     internal static void PackB<K>(bool transB, float* b, nint ldb, int kc, int nc, float* dst) where K : IGemmKernel
     {
-        int NR = K.NR;
-        for (int j = 0; j < nc; j += NR, dst += NR * kc)
+        for (int j = 0; j < nc; j += K.NR, dst += K.NR * kc)
         {
-            int nr = Math.Min(NR, nc - j);
+            int nr = Math.Min(K.NR, nc - j);
+            // A last panel whose columns end in its first half is packed half-width, for RunHalf.
+            int NR = nr <= K.NR / 2 ? K.NR / 2 : K.NR;
             if (!transB)
             {
                 // B row-major (k×n): each k step is NR contiguous floats, a straight copy.

@@ -56,26 +56,52 @@ internal readonly unsafe struct Avx512Kernel : IGemmKernel
         Store(c + 7 * ldc, c70, c71, alpha, beta);
     }
 
+    /// <summary>8×16: one accumulator per row, B panels 16 wide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunHalf(int kc, float* a, nint rsA, nint csA, float* b, float* c, nint ldc, float alpha, float beta)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default,
+            c4 = default, c5 = default, c6 = default, c7 = default;
+        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA,
+            a4 = a + 4 * rsA, a5 = a + 5 * rsA, a6 = a + 6 * rsA, a7 = a + 7 * rsA;
+        nint off = 0;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(a0[off]), b0, c0);
+            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(a1[off]), b0, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(a2[off]), b0, c2);
+            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(a3[off]), b0, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(a4[off]), b0, c4);
+            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(a5[off]), b0, c5);
+            c6 = Avx512F.FusedMultiplyAdd(Vector512.Create(a6[off]), b0, c6);
+            c7 = Avx512F.FusedMultiplyAdd(Vector512.Create(a7[off]), b0, c7);
+            off += csA;
+            b += 16;
+        }
+        Store(c, c0, alpha, beta);
+        Store(c + ldc, c1, alpha, beta);
+        Store(c + 2 * ldc, c2, alpha, beta);
+        Store(c + 3 * ldc, c3, alpha, beta);
+        Store(c + 4 * ldc, c4, alpha, beta);
+        Store(c + 5 * ldc, c5, alpha, beta);
+        Store(c + 6 * ldc, c6, alpha, beta);
+        Store(c + 7 * ldc, c7, alpha, beta);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store(float* c, Vector512<float> lo, Vector512<float> hi, float alpha, float beta)
     {
+        Store(c, lo, alpha, beta);
+        Store(c + 16, hi, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(float* c, Vector512<float> v, float alpha, float beta)
+    {
         var va = Vector512.Create(alpha);
-        if (beta == 0f)
-        {
-            // Never read C: it may hold NaN/garbage (BLAS semantics).
-            Vector512.Store(lo * va, c);
-            Vector512.Store(hi * va, c + 16);
-        }
-        else if (beta == 1f)
-        {
-            Vector512.Store(Avx512F.FusedMultiplyAdd(lo, va, Vector512.Load(c)), c);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(hi, va, Vector512.Load(c + 16)), c + 16);
-        }
-        else
-        {
-            var vb = Vector512.Create(beta);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(lo, va, Vector512.Load(c) * vb), c);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(hi, va, Vector512.Load(c + 16) * vb), c + 16);
-        }
+        if (beta == 0f) Vector512.Store(v * va, c);   // never read C: it may hold NaN/garbage (BLAS semantics)
+        else if (beta == 1f) Vector512.Store(Avx512F.FusedMultiplyAdd(v, va, Vector512.Load(c)), c);
+        else Vector512.Store(Avx512F.FusedMultiplyAdd(v, va, Vector512.Load(c) * Vector512.Create(beta)), c);
     }
 }
