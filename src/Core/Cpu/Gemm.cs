@@ -52,9 +52,11 @@ public static unsafe class Gemm
     // panels, so that the k blocking (KC or KC_T) is the same whichever kernel runs.
     internal const int PackATransMinColumns = 65;
 
-    // Threads split C at multiples of these (the least common multiples of the kernels' MR and
-    // NR), so that each strip's blocking is also independent of the kernel.
-    internal const int SplitRows = 24, SplitCols = 32;
+    // Threads split C at multiples of these. Columns at the kernels' widest NR: a strip's column
+    // count decides whether Aᵀ is packed, and so its k blocking, which must not depend on the
+    // kernel. Rows decide nothing about the arithmetic, so they split at 8 (the AVX-512 MR) for
+    // balance: m = 200 was 120 + 80 rows at a multiple of 24, now 104 + 96.
+    internal const int SplitRows = 8, SplitCols = 32;
 
     /// <summary>
     /// The micro-kernel this process uses: AVX-512 when the CPU has it and .NET accelerates
