@@ -156,18 +156,14 @@ public static unsafe class Gemm
 
                             float* cp = c + (ic + ir) * ldc + jc + jr;
                             bool half = nr <= NR / 2;   // a half-width last panel (PackB)
-                            if (mr == MR && nr == (half ? NR / 2 : NR))
-                            {
-                                if (half) K.RunHalf(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
-                                else K.Run(kc, ap, rsA, csA, bp, cp, ldc, alpha, betaP);
-                            }
-                            else
-                            {
-                                // Ragged edge: full tile into scratch, then merge the valid part.
-                                if (half) K.RunHalf(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
-                                else K.Run(kc, ap, rsA, csA, bp, tile, NR, 1f, 0f);
-                                MergeTile(tile, NR, mr, nr, alpha, betaP, cp, ldc);
-                            }
+                            // Ragged edge: the whole tile into scratch, then merge the valid part.
+                            bool direct = mr == MR && nr == (half ? NR / 2 : NR);
+                            float* dst = direct ? cp : tile;
+                            nint ldd = direct ? ldc : NR;
+                            float al = direct ? alpha : 1f, be = direct ? betaP : 0f;
+                            if (half) K.RunHalf(kc, ap, rsA, csA, bp, dst, ldd, al, be);
+                            else K.Run(kc, ap, rsA, csA, bp, dst, ldd, al, be);
+                            if (!direct) MergeTile(tile, NR, mr, nr, alpha, betaP, cp, ldc);
                         }
                     }
                 }
