@@ -68,8 +68,33 @@ public class CudaAbiTests
         Assert.That(abi.CheckExports(exports), Is.Empty);
         var exported = exports.Select(l => l.Split('|')[0]).ToHashSet();
         var imported = Bindings.SelectMany(b => CudaAbi.Imports(b).Select(i => i.EntryPoint)).ToHashSet();
+        // The loader's version probes are looked up by name, not bound; the marker is the device's own.
+        imported.UnionWith(NativeLibraries.SymbolsLookedUp.Where(s => s != NativeLibraries.SoftwareDeviceSymbol));
         Assert.That(imported.Except(exported), Is.Empty, "imported by the backend but not implemented by the software device");
         Assert.That(exported.Except(imported), Is.Empty, "implemented by the software device but not used by the backend");
+    }
+
+    [Test]
+    public void TheGeneratedBindingListIsEveryLibraryImport()
+    {
+        var reflected = Bindings.SelectMany(b => CudaAbi.Imports(b).Select(i => (Library: LibraryOf(b), i.EntryPoint))).ToHashSet();
+        Assert.That(NativeBindings.All.Select(b => (b.Library, b.EntryPoint)).ToHashSet(), Is.EquivalentTo(reflected));
+        Assert.That(NativeBindings.All, Has.Length.EqualTo(reflected.Count), "no symbol twice");
+    }
+
+    private static string LibraryOf(Type binding) =>
+        binding == typeof(CuDriver) ? NativeLibraries.Driver : binding == typeof(Cublas) ? NativeLibraries.Cublas : NativeLibraries.Cudnn;
+
+    [Test]
+    public void TheVersionProbesMatchTheHeaders()
+    {
+        // The loader calls these through function pointers of its own (NativeLibraries.Read*Version):
+        // int(int*), int(enum, int*), size_t(void).
+        var abi = CudaAbi.LoadOrIgnore();
+        Assert.That(abi.Signature("cuDriverGetVersion"), Is.EqualTo("returns:4|pointer:8"));
+        Assert.That(abi.Signature("cublasGetProperty"), Is.EqualTo("returns:4|enum:4|pointer:8"));
+        Assert.That(abi.Signature("cudnnGetVersion"), Is.EqualTo("returns:8"));
+        Assert.That(NativeLibraries.SymbolsLookedUp, Is.EquivalentTo(new[] { "cuDriverGetVersion", "cublasGetProperty", "cudnnGetVersion", "rlmixupSoftwareDevice" }));
     }
 
     // ---- the checks catch wrong declarations

@@ -196,24 +196,24 @@ public class CudaNativeTests
             for (var d = Path.GetDirectoryName(path); !string.IsNullOrEmpty(d); d = Path.GetDirectoryName(d)) Dirs.Add(d);
         }
 
-        public NativeLibraries.SearchEnvironment Env(string home = "/home/u") => new(
+        public NativeLibrarySearch.SearchEnvironment Env(string home = "/home/u") => new(
             v => Vars.TryGetValue(v, out var s) ? s : null,
             Files.Contains,
             Dirs.Contains,
             d => Dirs.Where(x => Path.GetDirectoryName(x) == d).Order(StringComparer.Ordinal).ToList(),
+            d => Files.Where(x => Path.GetDirectoryName(x) == d).Order(StringComparer.Ordinal).ToList(),
             home);
     }
 
     private static List<string> Paths(NativeLibraries.LibrarySpec spec, FakeFs fs) =>
-        NativeLibraries.Candidates(spec, fs.Env()).Select(c => c.Path).ToList();
+        NativeLibrarySearch.Candidates(spec, fs.Env()).Select(c => c.Path).ToList();
 
     [Test]
     public void EmptyMachineTriesOnlyTheBareSonames()
     {
         var fs = new FakeFs();
         Assert.That(Paths(NativeLibraries.DriverSpec, fs), Is.EqualTo(new[] { "libcuda.so.1", "libcuda.so" }));
-        Assert.That(Paths(NativeLibraries.CublasSpec, fs),
-            Is.EqualTo(new[] { "libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so" }));
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs), Is.EqualTo(new[] { "libcublas.so.13", "libcublas.so.12", "libcublas.so" }));
         Assert.That(Paths(NativeLibraries.CudnnSpec, fs), Is.EqualTo(new[] { "libcudnn.so.9", "libcudnn.so" }));
     }
 
@@ -241,78 +241,142 @@ public class CudaNativeTests
     }
 
     [Test]
-    public void StandardFoldersInOrderThenLdLibraryPathThenSitePackages()
+    public void StandardFoldersInOrderThenLdLibraryPathThenConda()
+    {
+        var fs = new FakeFs();
+        fs.AddFile("/ld/one/libcublas.so.12");
+        fs.AddFile("/toolkit/lib64/libcublas.so.12");
+        fs.AddFile("/usr/lib/x86_64-linux-gnu/libcublas.so.12");
+        fs.AddFile("/usr/local/cuda/lib64/libcublas.so.13");
+        fs.AddFile("/usr/local/cuda/lib64/libcublas.so.12");
+        fs.AddFile("/conda/lib/libcublas.so.12");
+        fs.Vars["CUDA_HOME"] = "/toolkit";
+        fs.Vars["LD_LIBRARY_PATH"] = "/ld/one::/ld/two/";
+        fs.Vars["CONDA_PREFIX"] = "/conda";
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs), Is.EqualTo(new[]
+        {
+            "libcublas.so.13", "libcublas.so.12", "libcublas.so",
+            "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.12",
+            "/usr/lib/x86_64-linux-gnu/libcublas.so.12",
+            "/toolkit/lib64/libcublas.so.12",
+            "/ld/one/libcublas.so.12",
+            "/conda/lib/libcublas.so.12",
+        }));
+        // The folders searched include the empty ones, for the error message.
+        var folders = NativeLibrarySearch.SearchFolders(NativeLibraries.CublasSpec, fs.Env()).ToList();
+        Assert.That(folders, Does.Contain("/ld/two"));
+        Assert.That(folders, Does.Contain("/usr/local/cuda/targets/x86_64-linux/lib"));
+        Assert.That(folders.IndexOf("/ld/one"), Is.LessThan(folders.IndexOf("/conda/lib")));
+    }
+
+    [Test]
+    public void WithinAFolderTheNewestSonameComesFirstAndOtherMajorsAreStillTried()
+    {
+        var fs = new FakeFs();
+        foreach (var f in new[] { "libcudnn.so", "libcudnn.so.8", "libcudnn.so.9.1.0", "libcudnn.so.9", "libcudnn.so.9.6.0", "libcudnn_ops.so.9", "libcudnn.so.9.x" })
+            fs.AddFile("/usr/lib/x86_64-linux-gnu/" + f);
+        Assert.That(Paths(NativeLibraries.CudnnSpec, fs).Skip(2).Select(Path.GetFileName), Is.EqualTo(new[]
+        {
+            // the accepted major: the soname, then fuller versions newest first; another major
+            // (tried, so its version can be named); the development link last
+            "libcudnn.so.9", "libcudnn.so.9.6.0", "libcudnn.so.9.1.0", "libcudnn.so.8", "libcudnn.so",
+        }));
+        fs = new FakeFs();
+        foreach (var f in new[] { "libcublas.so.12", "libcublas.so.13", "libcublas.so.11", "libcublasLt.so.13" })
+            fs.AddFile("/usr/local/cuda/lib64/" + f);
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs).Skip(3).Select(Path.GetFileName),
+            Is.EqualTo(new[] { "libcublas.so.13", "libcublas.so.12", "libcublas.so.11" }));
+    }
+
+    /// <summary>The layout of the GPU machines: PyTorch's venv with CUDA 13's wheels, python3 on the PATH, VIRTUAL_ENV unset.</summary>
+    private static FakeFs Cuda13Venv()
+    {
+        var fs = new FakeFs();
+        const string sp = "/opt/torch/.venv/lib/python3.12/site-packages";
+        fs.AddFile("/opt/torch/.venv/bin/python3");
+        fs.AddFile("/opt/torch/.venv/pyvenv.cfg");
+        fs.AddFile($"{sp}/nvidia/cu13/lib/libcublas.so.13");
+        fs.AddFile($"{sp}/nvidia/cu13/lib/libcublasLt.so.13");
+        fs.AddFile($"{sp}/nvidia/cu13/lib/libnvrtc.so.13");
+        fs.AddFile($"{sp}/nvidia/cudnn/lib/libcudnn.so.9");
+        fs.AddFile($"{sp}/nvidia/cudnn/lib/libcudnn_graph.so.9");
+        fs.AddFile("/usr/bin/python3");
+        fs.Vars["PATH"] = "/opt/torch/.venv/bin:/usr/local/bin:/usr/bin";
+        return fs;
+    }
+
+    [Test]
+    public void ACuda13VenvIsFoundThroughThePythonOnThePathWithoutVirtualEnv()
+    {
+        var fs = Cuda13Venv();
+        Assert.That(NativeLibrarySearch.PythonOnPath(fs.Env()), Is.EqualTo(("/opt/torch/.venv", true)));
+        const string sp = "/opt/torch/.venv/lib/python3.12/site-packages";
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs).Skip(3), Is.EqualTo(new[] { $"{sp}/nvidia/cu13/lib/libcublas.so.13" }));
+        Assert.That(Paths(NativeLibraries.CudnnSpec, fs).Skip(2), Is.EqualTo(new[] { $"{sp}/nvidia/cudnn/lib/libcudnn.so.9" }));
+        var folders = NativeLibrarySearch.SearchFolders(NativeLibraries.CublasSpec, fs.Env());
+        Assert.That(folders, Does.Contain($"{sp}/nvidia/cublas/lib").And.Contain($"{sp}/nvidia/cu13/lib").And.Contain($"{sp}/nvidia/cu12/lib"));
+        // Without the venv's python3 first on the PATH, nothing of it is searched.
+        fs.Vars["PATH"] = "/usr/bin";
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs).Skip(3), Is.Empty);
+        fs.Vars["VIRTUAL_ENV"] = "/opt/torch/.venv";
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs).Skip(3), Is.EqualTo(new[] { $"{sp}/nvidia/cu13/lib/libcublas.so.13" }));
+    }
+
+    [Test]
+    public void SitePackagesInOrderTheNewestPythonFirstAndEachLibraryItsOwnWheel()
     {
         var fs = new FakeFs();
         fs.AddFile("/home/u/.local/lib/python3.10/site-packages/nvidia/cublas/lib/libcublas.so.12");
         fs.AddFile("/usr/local/lib/python3.11/dist-packages/nvidia/cublas/lib/libcublas.so.12");
         fs.AddFile("/venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcublas.so.12");
-        fs.AddFile("/ld/one/libcublas.so.11");
-        fs.AddFile("/toolkit/lib64/libcublas.so.12");
-        fs.AddFile("/usr/lib/x86_64-linux-gnu/libcublas.so.12");
-        fs.AddFile("/usr/local/cuda/lib64/libcublas.so.13");
-        fs.AddFile("/usr/local/cuda/lib64/libcublas.so.12");
-        fs.Vars["CUDA_HOME"] = "/toolkit";
-        fs.Vars["LD_LIBRARY_PATH"] = "/ld/one::/ld/two/";
+        fs.AddFile("/conda/lib/python3.12/site-packages/nvidia/cu12/lib/libcublas.so.12");
+        fs.AddFile("/usr/lib/python3.9/site-packages/nvidia/cudnn/lib/libcudnn.so.9");
+        fs.AddFile("/usr/lib/python3.12/dist-packages/nvidia/cudnn/lib/libcudnn.so.9");
         fs.Vars["VIRTUAL_ENV"] = "/venv";
-        Assert.That(Paths(NativeLibraries.CublasSpec, fs), Is.EqualTo(new[]
+        fs.Vars["CONDA_PREFIX"] = "/conda";
+        Assert.That(Paths(NativeLibraries.CublasSpec, fs).Skip(3), Is.EqualTo(new[]
         {
-            "libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so",
-            "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.12",
-            "/usr/lib/x86_64-linux-gnu/libcublas.so.12",
-            "/toolkit/lib64/libcublas.so.12",
-            "/ld/one/libcublas.so.11",
             "/venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcublas.so.12",
+            "/conda/lib/python3.12/site-packages/nvidia/cu12/lib/libcublas.so.12",
             "/usr/local/lib/python3.11/dist-packages/nvidia/cublas/lib/libcublas.so.12",
             "/home/u/.local/lib/python3.10/site-packages/nvidia/cublas/lib/libcublas.so.12",
         }));
-        // The folders searched include the empty ones, for the error message.
-        var folders = NativeLibraries.SearchFolders(NativeLibraries.CublasSpec, fs.Env()).ToList();
-        Assert.That(folders, Does.Contain("/ld/two"));
-        Assert.That(folders, Does.Contain("/usr/local/cuda/targets/x86_64-linux/lib"));
-        Assert.That(folders.IndexOf("/ld/one"), Is.LessThan(folders.IndexOf("/venv/lib/python3.12/site-packages/nvidia/cublas/lib")));
-    }
-
-    [Test]
-    public void SitePackagesPreferTheNewestPythonAndEachLibraryItsOwnWheel()
-    {
-        var fs = new FakeFs();
-        fs.AddFile("/usr/lib/python3.9/site-packages/nvidia/cudnn/lib/libcudnn.so.9");
-        fs.AddFile("/usr/lib/python3.12/dist-packages/nvidia/cudnn/lib/libcudnn.so.9");
-        fs.AddFile("/usr/lib/python3.12/dist-packages/nvidia/cublas/lib/libcublas.so.12");
-        var cudnn = Paths(NativeLibraries.CudnnSpec, fs);
-        Assert.That(cudnn.Skip(2), Is.EqualTo(new[]
+        Assert.That(Paths(NativeLibraries.CudnnSpec, fs).Skip(2), Is.EqualTo(new[]
         {
             "/usr/lib/python3.12/dist-packages/nvidia/cudnn/lib/libcudnn.so.9",
             "/usr/lib/python3.9/site-packages/nvidia/cudnn/lib/libcudnn.so.9",
         }));
         // The driver does not ship in wheels: no site-packages folders for it.
-        Assert.That(NativeLibraries.SearchFolders(NativeLibraries.DriverSpec, fs.Env())
+        Assert.That(NativeLibrarySearch.SearchFolders(NativeLibraries.DriverSpec, fs.Env())
             .Any(f => f.Contains("-packages/", StringComparison.Ordinal)), Is.False);
     }
 
     [Test]
-    public void NothingLoadsGivesOneLineNamingEveryPathTried()
+    public void NothingLoadsGivesOneLineNamingEveryPathTriedWithTheLoadersReason()
     {
         var notALibrary = Path.Combine(Path.GetTempPath(), $"rlmixup-not-a-library-{Environment.ProcessId}.so");
         File.WriteAllText(notALibrary, "not an ELF file");
         try
         {
-            var candidates = new NativeLibraries.Candidate[]
+            var candidates = new NativeLibrarySearch.Candidate[]
             {
                 new("/nonexistent/rlmixup/libcublas.so.12", "/nonexistent/rlmixup"),
                 new("librlmixup-no-such-library.so.1", null),
                 new(notALibrary, Path.GetDirectoryName(notALibrary)),
             };
             var hint = NativeLibraries.Hint(NativeLibraries.CublasSpec, ["/nonexistent/rlmixup", "/other"]);
-            var e = Assert.Throws<CudaLibraryNotFoundException>(() => NativeLibraries.LoadFirst(NativeLibraries.CublasSpec, candidates, hint))!;
+            var load = NativeLibraries.LoadFirst(NativeLibraries.CublasSpec, candidates, [], hint, out _);
+            Assert.That(load.Loaded, Is.False);
+            var e = load.Error!;
             Assert.Multiple(() =>
             {
                 Assert.That(e.Message, Does.Not.Contain("\n"));
                 Assert.That(e.Message, Does.StartWith("cuBLAS (libcublas) not found; tried "));
                 Assert.That(e.Message, Does.Contain("/nonexistent/rlmixup/libcublas.so.12 (missing)"));
-                Assert.That(e.Message, Does.Contain("librlmixup-no-such-library.so.1"));
-                Assert.That(e.Message, Does.Contain(notALibrary + " ("), "an existing file that fails to load says why");
+                Assert.That(e.Message, Does.Contain("librlmixup-no-such-library.so.1 (cannot open shared object file: No such file or directory)"),
+                    "a bare name keeps the loader's reason");
+                Assert.That(e.Message, Does.Contain(notALibrary + " (file too short)"), "an existing file that fails to load says why, in the loader's words");
+                Assert.That(e.Message, Does.Not.Contain("consider using a tool like strace"), "the runtime's advice is cut");
                 Assert.That(e.Message, Does.Contain("Searched folders: /nonexistent/rlmixup, /other."));
                 Assert.That(e.Message, Does.Contain("RLMIXUP_CUBLAS_LIB"));
                 Assert.That(e.Message, Does.Contain("RLMIXUP_CUDA_LIB_DIR"));
@@ -329,16 +393,16 @@ public class CudaNativeTests
     public void OverridesPointingAtNothingAreAllNamedInTheError()
     {
         // The real search order for the driver, with both override variables pointing at files that
-        // do not exist. The sonames are replaced by ones no machine has, so that the test answers
-        // the same on a machine with a GPU.
+        // do not exist. The stem is replaced by one no machine has, so that the test answers the
+        // same on a machine with a GPU.
         var fs = new FakeFs();
         fs.Vars["RLMIXUP_CUDA_LIB"] = "/nonexistent/override/libcuda.so.1";
         fs.Vars["RLMIXUP_CUDA_LIB_DIR"] = "/nonexistent/dir";
-        var spec = NativeLibraries.DriverSpec with { Sonames = ["librlmixup-absent-cuda.so.1", "librlmixup-absent-cuda.so"] };
+        var spec = NativeLibraries.DriverSpec with { Stem = "librlmixup-absent-cuda" };
         var env = fs.Env();
-        var candidates = NativeLibraries.Candidates(spec, env);
-        var hint = NativeLibraries.Hint(spec, NativeLibraries.SearchFolders(spec, env));
-        var e = Assert.Throws<CudaLibraryNotFoundException>(() => NativeLibraries.LoadFirst(spec, candidates, hint))!;
+        var folders = NativeLibrarySearch.SearchFolders(spec, env);
+        var load = NativeLibraries.LoadFirst(spec, NativeLibrarySearch.Candidates(spec, env), folders, NativeLibraries.Hint(spec, folders), out _);
+        var e = load.Error!;
         Assert.Multiple(() =>
         {
             Assert.That(e.Tried, Is.EqualTo(new[]
@@ -346,8 +410,8 @@ public class CudaNativeTests
                 "/nonexistent/override/libcuda.so.1 (missing)",
                 "/nonexistent/dir/librlmixup-absent-cuda.so.1 (missing)",
                 "/nonexistent/dir/librlmixup-absent-cuda.so (missing)",
-                "librlmixup-absent-cuda.so.1",
-                "librlmixup-absent-cuda.so",
+                "librlmixup-absent-cuda.so.1 (cannot open shared object file: No such file or directory)",
+                "librlmixup-absent-cuda.so (cannot open shared object file: No such file or directory)",
             }));
             Assert.That(e.Message, Does.StartWith("CUDA driver (libcuda) not found; tried /nonexistent/override/libcuda.so.1 (missing), "));
             Assert.That(e.Message, Does.Contain("Searched folders: /nonexistent/dir, /usr/local/cuda/lib64"));
@@ -359,13 +423,17 @@ public class CudaNativeTests
     [Test]
     public void LoadFirstReturnsTheFirstFileThatLoads()
     {
-        // libc is on every Linux machine; the loader's answer must be the candidate itself.
+        // libc is on every Linux machine; the loader's answer must be the candidate itself. The
+        // version probe is left out: libc has no cuDriverGetVersion.
         var libc = new[] { "/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6" }.FirstOrDefault(File.Exists);
         if (libc == null) Assert.Ignore("no libc.so.6 in the usual folders");
-        var (handle, path) = NativeLibraries.LoadFirst(NativeLibraries.DriverSpec,
-            [new("/nonexistent/libcuda.so.1", "/nonexistent"), new(libc!, Path.GetDirectoryName(libc))], "hint");
+        var load = NativeLibraries.LoadFirst(NativeLibraries.DriverSpec with { Version = null },
+            [new("/nonexistent/libcuda.so.1", "/nonexistent"), new(libc!, Path.GetDirectoryName(libc))], [], "hint", out var handle);
         Assert.That(handle, Is.Not.EqualTo(IntPtr.Zero));
-        Assert.That(path, Is.EqualTo(libc));
+        Assert.That(load.Path, Is.EqualTo(libc));
+        // With the probe, libc is refused by name: it is not the library it stands for.
+        load = NativeLibraries.LoadFirst(NativeLibraries.DriverSpec, [new(libc!, Path.GetDirectoryName(libc))], [], "hint", out _);
+        Assert.That(load.Error!.Tried.Single(), Is.EqualTo($"{libc} (exports no cuDriverGetVersion: not the library it is named after)"));
     }
 
     [Test]

@@ -26,7 +26,7 @@ public static class Backends
                 return new CpuBackend(threads);
             case "cuda":
                 if (TryCreateCuda(tf32, out var cuda, out string reason)) return cuda!;
-                throw new CliException($"--device cuda: no CUDA device or driver found ({reason}); use --device cpu or auto");
+                throw new CliException(CudaUnavailable(reason));
             case "auto":
                 if (TryCreateCuda(tf32, out var auto, out string why)) return auto!;
                 log.WriteLine($"device: running on the CPU ({why})");
@@ -36,9 +36,13 @@ public static class Backends
         }
     }
 
+    /// <summary>The error of <c>--device cuda</c> when <see cref="TryCreateCuda"/> says no: one line naming what is missing.</summary>
+    public static string CudaUnavailable(string reason) => $"--device cuda: the CUDA backend is not available: {reason}; use --device cpu or auto";
+
     /// <summary>
     /// Creates the CUDA backend when a device, the driver and the libraries are usable; otherwise
-    /// false and a one-line reason (no exception escapes).
+    /// false and a one-line reason that names what is missing: the driver, cuBLAS or cuDNN (each
+    /// with every path tried), or the device (no exception escapes).
     /// </summary>
     public static bool TryCreateCuda(bool tf32, out IBackend? backend, out string reason)
     {

@@ -62,22 +62,32 @@ public static class Cli
 
     private static Command InfoCommand()
     {
-        var cmd = new Command("info", "Print the version, the available backends and the CPU features in use");
-        cmd.SetAction(_ =>
+        var cmd = new Command("info", "Print the version, the CUDA libraries and device found, the available backends and the CPU features in use");
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "also check every symbol the engine binds against the library loaded, and list each library's companions" };
+        var bindings = new Option<string?>("--bindings") { Description = "write the engine's CUDA library search plan on this machine and the symbols it binds as JSON to this file ('-': stdout), without loading anything, and exit" };
+        cmd.Options.Add(verbose);
+        cmd.Options.Add(bindings);
+        cmd.SetAction(r =>
         {
-            foreach (var line in InfoLines()) Console.WriteLine(line);
+            if (r.GetValue(bindings) is { } file)
+            {
+                Commands.CudaBindingsFile.Write(file);
+                return 0;
+            }
+            foreach (var line in InfoLines(r.GetValue(verbose))) Console.WriteLine(line);
             return 0;
         });
         return cmd;
     }
 
-    public static IEnumerable<string> InfoLines()
+    public static IEnumerable<string> InfoLines(bool verbose = false)
     {
         var version = typeof(Cli).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
         yield return $"rlmixup {version.Split('+')[0]}";
         yield return $"runtime      .NET {Environment.Version} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})";
         var cpu = new CpuBackend();
         yield return $"backend cpu  available: {cpu.Threads} threads";
+        foreach (var line in RlMixup.Core.Cuda.CudaProbe.Lines(verbose)) yield return line;
         if (Backends.TryCreateCuda(tf32: true, out var cuda, out string reason))
         {
             using (cuda)

@@ -401,6 +401,25 @@ SWDEV_API cublasStatus_t cublasGetVersion_v2(cublasHandle_t handle, int* version
 }
 SWDEV_DESCRIBE(cublasGetVersion_v2)
 
+// The engine's library loader reads the version through this before any handle exists (cuBLAS
+// documents that cublasGetProperty needs none): MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2
+// (libraryPropertyType, library_types.h); another value is CUBLAS_STATUS_INVALID_VALUE.
+enum libraryPropertyType : int { MAJOR_VERSION = 0, MINOR_VERSION = 1, PATCH_LEVEL = 2 };
+
+SWDEV_API cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value) {
+    std::lock_guard g(lock());
+    if (!value || !check_host("cublasGetProperty", "value", value, sizeof *value)) return CUBLAS_STATUS_INVALID_VALUE;
+    switch (type) {
+        case MAJOR_VERSION: *value = kVersion / 10000; return CUBLAS_STATUS_SUCCESS;
+        case MINOR_VERSION: *value = kVersion / 100 % 100; return CUBLAS_STATUS_SUCCESS;
+        case PATCH_LEVEL: *value = kVersion % 100; return CUBLAS_STATUS_SUCCESS;
+        default: break;
+    }
+    violation("cublasGetProperty", "type = " + std::to_string(static_cast<int>(type)) + " is not a libraryPropertyType");
+    return CUBLAS_STATUS_INVALID_VALUE;
+}
+SWDEV_DESCRIBE(cublasGetProperty)
+
 // Like cuBLAS, the stream is not checked here; a GEMM queued on a destroyed one fails. Setting the
 // stream also returns the handle to the library's own workspace, as documented.
 SWDEV_API cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t streamId) {

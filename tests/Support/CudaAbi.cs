@@ -57,6 +57,13 @@ public sealed class CudaAbi
         return Load(path);
     }
 
+    /// <summary>"returns:SIZE|kind:size|…" of a header function: what a function pointer to it must match.</summary>
+    public string Signature(string name)
+    {
+        var f = Functions[name];
+        return string.Join("|", f.Params.Select(p => $"{p.Kind}:{p.Size}").Prepend($"returns:{f.ReturnSize}"));
+    }
+
     // ---- the C# side
 
     /// <summary>The kind and size a C# parameter or return type has in the C ABI.</summary>

@@ -54,7 +54,7 @@ public static class TrainCommands
                 Console.WriteLine($"demo: running on {backend.Name} at full width ({spec.Model.Width}, {spec.Epochs} epochs, the paper's agent)");
             }
             else if (requested == "cuda")
-                throw new CliException($"--device cuda: no CUDA device or driver found ({reason}); use --device cpu or auto");
+                throw new CliException(Backends.CudaUnavailable(reason));
             else
             {
                 (backend, spec) = (new Core.Cpu.CpuBackend(), CpuDemo with { Seed = seed });

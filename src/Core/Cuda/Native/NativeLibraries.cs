@@ -6,176 +6,125 @@ namespace RlMixup.Core.Cuda.Native;
 
 /// <summary>
 /// Finds and loads the CUDA libraries. Every [LibraryImport] of this assembly names one of the
-/// logical names below; one DllImportResolver maps each to the first real file that loads, searched
-/// in a fixed order (<see cref="Candidates"/>): the environment override, then the versioned
-/// sonames through the system loader, then the standard CUDA folders and LD_LIBRARY_PATH, then
-/// the nvidia/*/lib folders of Python's site-packages (the pip wheels nvidia-cublas-cu12 etc.).
+/// logical names below; one DllImportResolver maps each to the first candidate file that loads and
+/// has an accepted version, tried in the order of <see cref="NativeLibrarySearch.Candidates"/>.
+/// Before a file is loaded, its companions (cuBLASLt beside cuBLAS; cuDNN's sub-libraries and NVRTC)
+/// are loaded from its folder or any searched folder, so its dependencies resolve by soname without
+/// LD_LIBRARY_PATH; each companion's outcome is kept for <c>info</c>. After loading, the library's
+/// own version is read through its version call (<see cref="VersionProbe"/>): a file of the wrong
+/// major (cuDNN 8 where 9 is needed) is unloaded, named with both versions, and the search goes on.
 /// Entry points of the managed wrappers call <see cref="Require"/> first, which throws
-/// <see cref="CudaLibraryNotFoundException"/> with every path tried; the resolver itself never
-/// throws (a miss falls through to the runtime's own DllNotFoundException).
+/// <see cref="CudaLibraryNotFoundException"/> with every path tried and why each failed; the
+/// resolver itself never throws (a miss falls through to the runtime's own DllNotFoundException).
 /// </summary>
 public static class NativeLibraries
 {
     /// <summary>The CUDA driver API, libcuda.so.1 (installed with the NVIDIA driver, not the toolkit).</summary>
     public const string Driver = "rlmixup-cuda";
-    /// <summary>cuBLAS, libcublas.so.N (needs libcublasLt.so.N of the same folder).</summary>
+    /// <summary>cuBLAS 12 or 13, libcublas.so.N (needs libcublasLt.so.N of the same release).</summary>
     public const string Cublas = "rlmixup-cublas";
     /// <summary>cuDNN 9, libcudnn.so.9.</summary>
     public const string Cudnn = "rlmixup-cudnn";
 
-    /// <summary>What to search for one logical library.</summary>
-    internal sealed record LibrarySpec(
-        string LogicalName, string DisplayName, string FileVariable,
-        IReadOnlyList<string> Sonames, string? PipPackage,
-        // Libraries of the same folder loaded first so that the main one's dependencies resolve
-        // to them (by soname) even when that folder is not on the loader's path.
-        Func<string, IReadOnlyList<string>> Companions);
-
-    internal static readonly LibrarySpec DriverSpec = new(Driver, "CUDA driver (libcuda)", "RLMIXUP_CUDA_LIB",
-        ["libcuda.so.1", "libcuda.so"], PipPackage: null, _ => []);
-
-    internal static readonly LibrarySpec CublasSpec = new(Cublas, "cuBLAS (libcublas)", "RLMIXUP_CUBLAS_LIB",
-        ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"], PipPackage: "cublas",
-        soname => [soname.Replace("libcublas.", "libcublasLt.", StringComparison.Ordinal)]);
-
-    // cuDNN 9 opens its sub-libraries (graph, engines, ops, ...) by soname at run time; loaded
-    // ahead from libcudnn's own folder they are found without LD_LIBRARY_PATH. Order: dependencies
-    // first. A companion that is absent or fails is skipped.
-    internal static readonly LibrarySpec CudnnSpec = new(Cudnn, "cuDNN (libcudnn)", "RLMIXUP_CUDNN_LIB",
-        ["libcudnn.so.9", "libcudnn.so"], PipPackage: "cudnn",
-        soname => soname.EndsWith(".so.9", StringComparison.Ordinal)
-            ? ["libcudnn_graph.so.9", "libcudnn_engines_runtime_compiled.so.9", "libcudnn_engines_precompiled.so.9",
-               "libcudnn_heuristic.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"]
-            : []);
-
     /// <summary>Folder searched before everything else (after the per-library file override).</summary>
-    public const string DirVariable = "RLMIXUP_CUDA_LIB_DIR";
-
-    /// <summary>The file system and environment the search looks at; tests pass fakes.</summary>
-    internal sealed record SearchEnvironment(
-        Func<string, string?> GetVariable, Func<string, bool> FileExists, Func<string, bool> DirectoryExists,
-        Func<string, IEnumerable<string>> ListDirectories, string Home)
-    {
-        public static SearchEnvironment Real { get; } = new(
-            Environment.GetEnvironmentVariable, File.Exists, Directory.Exists,
-            d => { try { return Directory.EnumerateDirectories(d); } catch (IOException) { return []; } catch (UnauthorizedAccessException) { return []; } },
-            Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
-    }
-
-    /// <summary>One thing to try: an absolute file path, or a bare soname for the system loader.</summary>
-    internal readonly record struct Candidate(string Path, string? Folder)
-    {
-        public bool IsBareName => Folder == null;
-        public override string ToString() => Path;
-    }
+    public const string DirVariable = NativeLibrarySearch.DirVariable;
 
     /// <summary>
-    /// The standard folders, in search order, for this environment: the CUDA toolkit's, the
-    /// distribution's, the container toolkit's, $CUDA_HOME/$CUDA_PATH, then LD_LIBRARY_PATH.
+    /// How a loaded library tells its version: the exported symbol asked, a reader that calls it
+    /// through the library's own handle (not through a [LibraryImport], whose resolution the runtime
+    /// caches for good, so a rejected file would stick), and the majors accepted.
     /// </summary>
-    internal static IReadOnlyList<string> StandardFolders(SearchEnvironment env)
+    internal sealed record VersionProbe(string Symbol, Func<nint, (int Major, string Text)> Read, IReadOnlyList<int>? Majors, string Needed);
+
+    /// <summary>What to search for one logical library.</summary>
+    /// <param name="Stem">The file name before ".so": <c>libcublas</c>.</param>
+    /// <param name="SonameMajors">The soname numbers the engine accepts, newest first (libcublas.so.13, .12); tried as bare names too.</param>
+    /// <param name="Companions">
+    /// For a soname major, the libraries loaded before the main one, each a list of alternatives
+    /// (the first found is loaded). A companion that is absent or fails is recorded and skipped.
+    /// </param>
+    internal sealed record LibrarySpec(
+        string LogicalName, string DisplayName, string ShortName, string FileVariable, string Stem,
+        IReadOnlyList<int> SonameMajors, string? PipPackage,
+        Func<int, IReadOnlyList<IReadOnlyList<string>>> Companions, VersionProbe? Version)
     {
-        var dirs = new List<string>
-        {
-            "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib", "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/lib/wsl/lib",
-        };
-        foreach (var v in new[] { "CUDA_HOME", "CUDA_PATH" })
-            if (env.GetVariable(v) is { Length: > 0 } root) dirs.Add(Path.Combine(root, "lib64"));
-        if (env.GetVariable("LD_LIBRARY_PATH") is { Length: > 0 } ld)
-            dirs.AddRange(ld.Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-        return Distinct(dirs);
+        /// <summary>libcublas.so.13, libcublas.so.12, libcublas.so: the bare names tried through the system loader.</summary>
+        public IReadOnlyList<string> Sonames => [.. SonameMajors.Select(m => $"{Stem}.so.{m}"), $"{Stem}.so"];
     }
 
-    /// <summary>
-    /// The site-packages and dist-packages folders of every python3.* under /usr/lib,
-    /// /usr/local/lib, ~/.local/lib and $VIRTUAL_ENV/lib, in that order ($VIRTUAL_ENV first).
-    /// </summary>
-    internal static IReadOnlyList<string> SitePackages(SearchEnvironment env)
+    internal static readonly LibrarySpec DriverSpec = new(Driver, "CUDA driver (libcuda)", "driver", "RLMIXUP_CUDA_LIB", "libcuda",
+        [1], PipPackage: null, _ => [],
+        new VersionProbe("cuDriverGetVersion", ReadDriverVersion, Majors: null, ""));
+
+    internal static readonly LibrarySpec CublasSpec = new(Cublas, "cuBLAS (libcublas)", "cublas", "RLMIXUP_CUBLAS_LIB", "libcublas",
+        [13, 12], PipPackage: "cublas", major => [[$"libcublasLt.so.{major}"]],
+        new VersionProbe("cublasGetProperty", ReadCublasVersion, [13, 12], "cuBLAS 12 or 13"));
+
+    // cuDNN 9 opens its sub-libraries (graph, engines, ops, ...) by soname at run time, and its
+    // runtime-compiled engines need NVRTC; loaded ahead from the folders searched they are found
+    // without LD_LIBRARY_PATH. Order: dependencies first.
+    internal static readonly LibrarySpec CudnnSpec = new(Cudnn, "cuDNN (libcudnn)", "cudnn", "RLMIXUP_CUDNN_LIB", "libcudnn",
+        [9], PipPackage: "cudnn",
+        major => major == 9
+            ? [["libnvrtc.so.13", "libnvrtc.so.12"], ["libcudnn_graph.so.9"], ["libcudnn_engines_runtime_compiled.so.9"],
+               ["libcudnn_engines_precompiled.so.9"], ["libcudnn_heuristic.so.9"], ["libcudnn_ops.so.9"], ["libcudnn_cnn.so.9"], ["libcudnn_adv.so.9"]]
+            : [],
+        new VersionProbe("cudnnGetVersion", ReadCudnnVersion, [9], "cuDNN 9"));
+
+    internal static readonly LibrarySpec[] All = [DriverSpec, CublasSpec, CudnnSpec];
+
+    // ---- the version probes: C signatures from cuda.h, cublas_api.h and cudnn_graph.h
+
+    // CUresult cuDriverGetVersion(int* driverVersion): 1000·major + 10·minor, 13000 is CUDA 13.0.
+    private static unsafe (int, string) ReadDriverVersion(nint f)
     {
-        var roots = new List<string>();
-        if (env.GetVariable("VIRTUAL_ENV") is { Length: > 0 } venv) roots.Add(Path.Combine(venv, "lib"));
-        roots.Add("/usr/local/lib");
-        roots.Add("/usr/lib");
-        if (env.Home.Length > 0) roots.Add(Path.Combine(env.Home, ".local", "lib"));
-        var result = new List<string>();
-        foreach (var root in roots)
-        {
-            if (!env.DirectoryExists(root)) continue;
-            // Newest Python first, so that a current wheel wins over a stale one.
-            var pythons = env.ListDirectories(root)
-                .Where(d => Path.GetFileName(d).StartsWith("python3", StringComparison.Ordinal))
-                .OrderByDescending(d => PythonMinor(Path.GetFileName(d)))
-                .ThenBy(d => d, StringComparer.Ordinal);
-            foreach (var py in pythons)
-                foreach (var kind in new[] { "site-packages", "dist-packages" })
-                {
-                    var sp = Path.Combine(py, kind);
-                    if (env.DirectoryExists(sp)) result.Add(sp);
-                }
-        }
-        return Distinct(result);
+        int v = 0;
+        int status = ((delegate* unmanaged<int*, int>)f)(&v);
+        if (status != 0) throw new InvalidOperationException($"cuDriverGetVersion returned {status}");
+        return (v / 1000, $"CUDA {v / 1000}.{v % 1000 / 10}");
     }
 
-    private static int PythonMinor(string name) =>
-        name.Length > 8 && name[7] == '.' && int.TryParse(name.AsSpan(8), out var minor) ? minor : -1;
-
-    /// <summary>
-    /// Every folder searched for <paramref name="spec"/>, in order (after the file override):
-    /// $RLMIXUP_CUDA_LIB_DIR, the standard folders, then site-packages/nvidia/&lt;pkg&gt;/lib.
-    /// </summary>
-    internal static IReadOnlyList<string> SearchFolders(LibrarySpec spec, SearchEnvironment env)
+    // cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value): no handle needed;
+    // MAJOR_VERSION = 0, MINOR_VERSION = 1, PATCH_LEVEL = 2 (library_types.h).
+    private static unsafe (int, string) ReadCublasVersion(nint f)
     {
-        var dirs = new List<string>();
-        if (env.GetVariable(DirVariable) is { Length: > 0 } dir) dirs.Add(dir);
-        dirs.AddRange(StandardFolders(env));
-        if (spec.PipPackage != null)
-            foreach (var sp in SitePackages(env))
-                dirs.Add(Path.Combine(sp, "nvidia", spec.PipPackage, "lib"));
-        return Distinct(dirs);
+        var get = (delegate* unmanaged<int, int*, int>)f;
+        int major = 0, minor = 0, patch = 0;
+        if (get(0, &major) != 0 || get(1, &minor) != 0 || get(2, &patch) != 0)
+            throw new InvalidOperationException("cublasGetProperty failed");
+        return (major, $"cuBLAS {major}.{minor}.{patch}");
     }
 
-    /// <summary>
-    /// The ordered list of what is tried for <paramref name="spec"/>: the file named by the
-    /// library's override variable (always, even if missing, so the error names it), the sonames
-    /// in $RLMIXUP_CUDA_LIB_DIR, the bare versioned sonames (the system loader: ld.so.cache and
-    /// LD_LIBRARY_PATH), then each existing folder/soname of the standard and Python folders.
-    /// Pure: everything it looks at comes through <paramref name="env"/>.
-    /// </summary>
-    internal static IReadOnlyList<Candidate> Candidates(LibrarySpec spec, SearchEnvironment env)
+    // size_t cudnnGetVersion(void): major·10000 + minor·100 + patch from cuDNN 9 on (90600 is
+    // 9.6.0); cuDNN 8 and older encoded major·1000 + minor·100 + patch (8907 is 8.9.7).
+    private static unsafe (int, string) ReadCudnnVersion(nint f)
     {
-        var list = new List<Candidate>();
-        if (env.GetVariable(spec.FileVariable) is { Length: > 0 } file)
-            list.Add(new Candidate(file, Path.GetDirectoryName(file) ?? ""));
-        var folders = SearchFolders(spec, env);
-        var overrideDir = env.GetVariable(DirVariable) is { Length: > 0 } d ? d : null;
-        if (overrideDir != null)
-            foreach (var so in spec.Sonames)
-                list.Add(new Candidate(Path.Combine(overrideDir, so), overrideDir));
-        foreach (var so in spec.Sonames)
-            list.Add(new Candidate(so, null));
-        foreach (var folder in folders)
-        {
-            if (folder == overrideDir) continue;
-            foreach (var so in spec.Sonames)
-            {
-                var path = Path.Combine(folder, so);
-                if (env.FileExists(path)) list.Add(new Candidate(path, folder));
-            }
-        }
-        return list.DistinctBy(c => c.Path).ToList();
+        long v = (long)((delegate* unmanaged<nuint>)f)();
+        var (major, minor, patch) = v >= 10000 ? (v / 10000, v / 100 % 100, v % 100) : (v / 1000, v / 100 % 10, v % 100);
+        return ((int)major, $"cuDNN {major}.{minor}.{patch}");
     }
 
-    private static List<string> Distinct(List<string> items) =>
-        items.Where(s => s.Length > 0).Select(s => s.TrimEnd('/') is { Length: > 0 } t ? t : "/").Distinct(StringComparer.Ordinal).ToList();
+    // ---- what happened
 
-    // ---- loading
+    /// <summary>One companion of a library: loaded from <see cref="Path"/>, or not, and why.</summary>
+    public sealed record CompanionLoad(string Name, string? Path, string? Error)
+    {
+        public bool Loaded => Error == null;
+        public override string ToString() => Loaded ? $"{Name} ({Path})" : Path == null ? $"{Name} ({Error})" : $"{Name} ({Path}: {Error})";
+    }
 
-    private sealed record Loaded(nint Handle, string Path);
+    /// <summary>The outcome of one library's search: the file and version loaded, its companions, or the error naming every path tried.</summary>
+    public sealed record LibraryLoad(string DisplayName, string ShortName, string? Path, string? Version,
+        IReadOnlyList<CompanionLoad> Companions, CudaLibraryNotFoundException? Error)
+    {
+        public bool Loaded => Error == null;
+    }
+
+    private sealed record Loaded(nint Handle, LibraryLoad Report);
 
     private static readonly object Gate = new();
     private static readonly Dictionary<string, Loaded> LoadedLibraries = new(StringComparer.Ordinal);
-    private static readonly Dictionary<string, CudaLibraryNotFoundException> Failures = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, LibraryLoad> Failures = new(StringComparer.Ordinal);
     private static int _registered;
 
     /// <summary>Installs the DllImportResolver of this assembly. Idempotent and thread-safe.</summary>
@@ -193,15 +142,9 @@ public static class NativeLibraries
 #pragma warning restore CA2255
 
     private static nint Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath) =>
-        SpecOf(libraryName) is { } spec && TryLoad(spec, out var loaded, out _) ? loaded.Handle : 0;
+        SpecOf(libraryName) is { } spec && TryLoad(spec) is { Loaded: true } ? Handle(spec) : 0;
 
-    internal static LibrarySpec? SpecOf(string logicalName) => logicalName switch
-    {
-        Driver => DriverSpec,
-        Cublas => CublasSpec,
-        Cudnn => CudnnSpec,
-        _ => null,
-    };
+    internal static LibrarySpec? SpecOf(string logicalName) => All.FirstOrDefault(s => s.LogicalName == logicalName);
 
     private static LibrarySpec SpecOrThrow(string logicalName) => SpecOf(logicalName)
         ?? throw new ArgumentException($"unknown CUDA library '{logicalName}'; expected {Driver}, {Cublas} or {Cudnn}", nameof(logicalName));
@@ -210,16 +153,23 @@ public static class NativeLibraries
     public static void Require(string logicalName)
     {
         Register();
-        if (!TryLoad(SpecOrThrow(logicalName), out _, out var error)) throw error!;
+        if (TryLoad(SpecOrThrow(logicalName)).Error is { } error) throw error;
     }
 
     /// <summary>Loads <paramref name="logicalName"/>; false with the one-line reason when nothing loads. Never throws for a missing library.</summary>
     public static bool TryRequire(string logicalName, out string reason)
     {
         Register();
-        var ok = TryLoad(SpecOrThrow(logicalName), out _, out var error);
-        reason = error?.Message ?? "";
-        return ok;
+        var load = TryLoad(SpecOrThrow(logicalName));
+        reason = load.Error?.Message ?? "";
+        return load.Loaded;
+    }
+
+    /// <summary>Searches for and loads <paramref name="logicalName"/> if not done yet, and says what happened; never throws for a missing library.</summary>
+    public static LibraryLoad Status(string logicalName)
+    {
+        Register();
+        return TryLoad(SpecOrThrow(logicalName));
     }
 
     /// <summary>True when <paramref name="logicalName"/> has already been loaded; never loads anything.</summary>
@@ -231,7 +181,23 @@ public static class NativeLibraries
     /// <summary>The file that was loaded for <paramref name="logicalName"/>, or null when it is not loaded (yet or at all).</summary>
     public static string? LoadedPath(string logicalName)
     {
-        lock (Gate) return LoadedLibraries.TryGetValue(logicalName, out var l) ? l.Path : null;
+        lock (Gate) return LoadedLibraries.TryGetValue(logicalName, out var l) ? l.Report.Path : null;
+    }
+
+    /// <summary>
+    /// The exported symbols of <see cref="NativeBindings.All"/> that the loaded library of
+    /// <paramref name="logicalName"/> lacks (empty when all are there or the library is not loaded).
+    /// A binding whose symbol is missing fails only when called, with EntryPointNotFoundException.
+    /// </summary>
+    public static IReadOnlyList<string> MissingSymbols(string logicalName)
+    {
+        nint handle;
+        lock (Gate)
+        {
+            if (!LoadedLibraries.TryGetValue(logicalName, out var l)) return [];
+            handle = l.Handle;
+        }
+        return [.. NativeBindings.All.Where(b => b.Library == logicalName && !NativeLibrary.TryGetExport(handle, b.EntryPoint, out _)).Select(b => b.EntryPoint)];
     }
 
     /// <summary>
@@ -245,38 +211,38 @@ public static class NativeLibraries
         {
             lock (Gate)
             {
-                if (!LoadedLibraries.TryGetValue(Driver, out var l) || !NativeLibrary.TryGetExport(l.Handle, "rlmixupSoftwareDevice", out var f))
+                if (!LoadedLibraries.TryGetValue(Driver, out var l) || !NativeLibrary.TryGetExport(l.Handle, SoftwareDeviceSymbol, out var f))
                     return null;
                 unsafe { return Marshal.PtrToStringUTF8((nint)((delegate* unmanaged<byte*>)f)()); }
             }
         }
     }
 
-    private static bool TryLoad(LibrarySpec spec, out Loaded loaded, out CudaLibraryNotFoundException? error)
+    /// <summary>The software device's marker export (see <see cref="SoftwareDevice"/>).</summary>
+    internal const string SoftwareDeviceSymbol = "rlmixupSoftwareDevice";
+
+    /// <summary>Every symbol looked up by name rather than bound with [LibraryImport]: the version probes and the software device's marker.</summary>
+    internal static IEnumerable<string> SymbolsLookedUp =>
+        All.Where(s => s.Version != null).Select(s => s.Version!.Symbol).Append(SoftwareDeviceSymbol);
+
+    private static nint Handle(LibrarySpec spec)
+    {
+        lock (Gate) return LoadedLibraries[spec.LogicalName].Handle;
+    }
+
+    private static LibraryLoad TryLoad(LibrarySpec spec)
     {
         lock (Gate)
         {
-            error = null;
-            if (LoadedLibraries.TryGetValue(spec.LogicalName, out loaded!)) return true;
-            if (Failures.TryGetValue(spec.LogicalName, out error)) return false;
-            var env = SearchEnvironment.Real;
-            var candidates = Candidates(spec, env);
-            var folders = SearchFolders(spec, env);
-            try
-            {
-                var (handle, path) = LoadFirst(spec, candidates, Hint(spec, folders));
-                loaded = new Loaded(handle, path);
-                LoadedLibraries[spec.LogicalName] = loaded;
-                return true;
-            }
-            catch (CudaLibraryNotFoundException e)
-            {
-                // Remembered: the search is not repeated on every call of a process without CUDA.
-                Failures[spec.LogicalName] = e;
-                error = e;
-                loaded = null!;
-                return false;
-            }
+            if (LoadedLibraries.TryGetValue(spec.LogicalName, out var loaded)) return loaded.Report;
+            // Remembered: the search is not repeated on every call of a process without CUDA.
+            if (Failures.TryGetValue(spec.LogicalName, out var failed)) return failed;
+            var env = NativeLibrarySearch.SearchEnvironment.Real;
+            var folders = NativeLibrarySearch.SearchFolders(spec, env);
+            var result = LoadFirst(spec, NativeLibrarySearch.Candidates(spec, env), folders, Hint(spec, folders), out nint handle);
+            if (result.Loaded) LoadedLibraries[spec.LogicalName] = new Loaded(handle, result);
+            else Failures[spec.LogicalName] = result;
+            return result;
         }
     }
 
@@ -285,55 +251,138 @@ public static class NativeLibraries
         $"Set {spec.FileVariable} to the library file or {DirVariable} to its folder.";
 
     /// <summary>
-    /// Loads the first candidate that loads (companions of its folder first) and returns its handle
-    /// and the file it came from; throws <see cref="CudaLibraryNotFoundException"/> naming every
-    /// candidate (with the loader's reason for files that exist) when none does.
+    /// Loads the first candidate that loads and has an accepted version (its companions first; for
+    /// a bare name, after it, from the folder it was mapped from) and reports it; when none does,
+    /// the report's error names every candidate with why it failed: missing, the loader's message,
+    /// or its version against the one needed.
     /// </summary>
-    internal static (nint Handle, string Path) LoadFirst(LibrarySpec spec, IReadOnlyList<Candidate> candidates, string hint)
+    internal static LibraryLoad LoadFirst(LibrarySpec spec, IReadOnlyList<NativeLibrarySearch.Candidate> candidates,
+        IReadOnlyList<string> folders, string hint, out nint handle)
     {
         var tried = new List<string>(candidates.Count);
         foreach (var c in candidates)
         {
+            handle = 0;
             if (!c.IsBareName && !File.Exists(c.Path))
             {
                 tried.Add($"{c.Path} (missing)");
                 continue;
             }
-            if (!c.IsBareName)
-                foreach (var companion in spec.Companions(Path.GetFileName(c.Path)))
-                {
-                    var cp = Path.Combine(c.Folder!, companion);
-                    if (File.Exists(cp)) NativeLibrary.TryLoad(cp, out _);
-                }
+            int major = SonameMajor(spec, Path.GetFileName(c.Path));
+            var companions = new List<(CompanionLoad Load, nint Handle)>();
+            if (!c.IsBareName) companions = LoadCompanions(spec, major, c.Folder!, folders);
             try
             {
-                var handle = NativeLibrary.Load(c.Path);
-                return (handle, c.IsBareName ? MappedFile(handle, c.Path) : c.Path);
+                handle = NativeLibrary.Load(c.Path);
             }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
-                tried.Add(c.IsBareName ? c.Path : $"{c.Path} ({OneLine(e.Message)})");
+                tried.Add($"{c.Path} ({LoaderReason(e.Message, c.Path)})");
+                Free(companions);
+                continue;
+            }
+            string path = c.IsBareName ? MappedFile(handle, spec) ?? c.Path : c.Path;
+            string? version = null;
+            if (spec.Version is { } probe)
+            {
+                string? refusal;
+                (version, refusal) = CheckVersion(probe, handle);
+                if (refusal != null)
+                {
+                    tried.Add($"{path} ({refusal})");
+                    NativeLibrary.Free(handle);
+                    Free(companions);
+                    handle = 0;
+                    continue;
+                }
+            }
+            if (c.IsBareName && System.IO.Path.GetDirectoryName(path) is { Length: > 0 } mapped)
+                companions = LoadCompanions(spec, major, mapped, folders);
+            return new LibraryLoad(spec.DisplayName, spec.ShortName, path, version, [.. companions.Select(x => x.Load)], null);
+        }
+        handle = 0;
+        return new LibraryLoad(spec.DisplayName, spec.ShortName, null, null, [], new CudaLibraryNotFoundException(spec.DisplayName, tried, hint));
+    }
+
+    /// <summary>The version text, and the reason to refuse the file (null when accepted).</summary>
+    private static (string? Version, string? Refusal) CheckVersion(VersionProbe probe, nint handle)
+    {
+        if (!NativeLibrary.TryGetExport(handle, probe.Symbol, out var f))
+            return (null, $"exports no {probe.Symbol}: not the library it is named after");
+        try
+        {
+            var (major, text) = probe.Read(f);
+            if (probe.Majors != null && !probe.Majors.Contains(major)) return (text, $"{text}; the engine needs {probe.Needed}");
+            return (text, null);
+        }
+        catch (InvalidOperationException e)
+        {
+            return (null, e.Message);
+        }
+    }
+
+    /// <summary>The soname major of a file name (9 for libcudnn.so.9.6.0); the newest accepted one for an unversioned name.</summary>
+    private static int SonameMajor(LibrarySpec spec, string fileName) =>
+        NativeLibrarySearch.SonameVersion(spec.Stem, fileName) is { Length: > 0 } v ? v[0] : spec.SonameMajors[0];
+
+    /// <summary>
+    /// Loads the companions of a library of soname major <paramref name="major"/> found in
+    /// <paramref name="folder"/>: each from that folder if there, else from the first searched folder
+    /// that has it (NVRTC lives in a wheel of its own, or in CUDA 13's merged folder).
+    /// </summary>
+    private static List<(CompanionLoad Load, nint Handle)> LoadCompanions(LibrarySpec spec, int major, string folder, IReadOnlyList<string> folders)
+    {
+        var result = new List<(CompanionLoad, nint)>();
+        foreach (var alternatives in spec.Companions(major))
+        {
+            string? file = alternatives
+                .SelectMany(name => new[] { folder }.Concat(folders).Select(d => System.IO.Path.Combine(d, name)))
+                .FirstOrDefault(File.Exists);
+            string name = string.Join("|", alternatives);
+            if (file == null)
+            {
+                result.Add((new CompanionLoad(name, null, "not found"), 0));
+                continue;
+            }
+            try
+            {
+                result.Add((new CompanionLoad(System.IO.Path.GetFileName(file), file, null), NativeLibrary.Load(file)));
+            }
+            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+            {
+                result.Add((new CompanionLoad(System.IO.Path.GetFileName(file), file, LoaderReason(e.Message, file)), 0));
             }
         }
-        throw new CudaLibraryNotFoundException(spec.DisplayName, tried, hint);
+        return result;
     }
 
-    private static string OneLine(string s)
+    private static void Free(List<(CompanionLoad Load, nint Handle)> companions)
     {
-        var line = s.ReplaceLineEndings(" ").Trim();
-        return line.Length > 200 ? line[..200] + "…" : line;
+        foreach (var (_, h) in companions)
+            if (h != 0) NativeLibrary.Free(h);
     }
 
-    /// <summary>The file of a library loaded by bare soname, read from /proc/self/maps; the soname when unknown.</summary>
-    private static string MappedFile(nint handle, string soname)
+    /// <summary>
+    /// The loader's own words from the runtime's message: the runtime prefixes dlerror()'s text with
+    /// two sentences of advice (about 220 characters), then repeats the name; what is left is e.g.
+    /// "cannot open shared object file: No such file or directory" or "libcublasLt.so.13: cannot open …".
+    /// </summary>
+    internal static string LoaderReason(string message, string path)
+    {
+        const string marker = "LD_DEBUG environment variable:";
+        int at = message.IndexOf(marker, StringComparison.Ordinal);
+        string text = (at >= 0 ? message[(at + marker.Length)..] : message).ReplaceLineEndings(" ").Trim();
+        if (text.StartsWith(path + ": ", StringComparison.Ordinal)) text = text[(path.Length + 2)..];
+        return text.Length > 300 ? text[..300] + "…" : text;
+    }
+
+    /// <summary>The file of a library loaded by bare soname, read from /proc/self/maps; null when unknown.</summary>
+    private static string? MappedFile(nint handle, LibrarySpec spec)
     {
         try
         {
             // Any exported symbol's address lies in the library's mapping.
-            string? symbol = soname.StartsWith("libcuda.", StringComparison.Ordinal) ? "cuInit"
-                : soname.StartsWith("libcublas.", StringComparison.Ordinal) ? "cublasCreate_v2"
-                : soname.StartsWith("libcudnn.", StringComparison.Ordinal) ? "cudnnGetVersion" : null;
-            if (symbol == null || !NativeLibrary.TryGetExport(handle, symbol, out var address)) return soname;
+            if (spec.Version is not { } probe || !NativeLibrary.TryGetExport(handle, probe.Symbol, out var address)) return null;
             foreach (var line in File.ReadLines("/proc/self/maps"))
             {
                 // "start-end perms offset dev inode path"
@@ -344,12 +393,12 @@ public static class NativeLibraries
                 var end = ulong.Parse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber);
                 if ((ulong)address < start || (ulong)address >= end) continue;
                 var slash = line.IndexOf('/');
-                return slash >= 0 ? line[slash..].Trim() : soname;
+                return slash >= 0 ? line[slash..].Trim() : null;
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException)
         {
         }
-        return soname;
+        return null;
     }
 }
