@@ -103,22 +103,44 @@ public class CudnnLayerTests
         new(algo, status, -1, memory, deterministic ? CudnnDeterminism.CUDNN_DETERMINISTIC : CudnnDeterminism.CUDNN_NON_DETERMINISTIC, math);
 
     [Test]
-    public void PickTakesTheFirstAcceptableRow()
+    public void PickTakesTheFirstAcceptableRowAndTheMathTypeItRunsWith()
     {
-        var key = new ConvKey(Stem, ConvDirection.BackwardFilter, Tf32: false);
         ConvAlgoCandidate[] rows =
         [
             Row(5, status: CudnnStatus.CUDNN_STATUS_NOT_SUPPORTED),
-            Row(0, deterministic: false),
+            Row(0, deterministic: false, math: CudnnMathType.CUDNN_TENSOR_OP_MATH),
             Row(6, memory: 1UL << 40),
             Row(2, math: CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),
-            Row(7, math: CudnnMathType.CUDNN_DEFAULT_MATH),
-            Row(1, memory: 4096),
+            Row(8, math: CudnnMathType.CUDNN_TENSOR_OP_MATH, memory: 8192),
+            Row(7, math: CudnnMathType.CUDNN_DEFAULT_MATH, memory: 4096),
             Row(3),
         ];
-        var pick = ConvAlgoSelection.Pick(rows, key, new ConvAlgoOptions());
-        Assert.That(pick.Algo, Is.EqualTo(1));
-        Assert.That(pick.WorkspaceBytes, Is.EqualTo(4096UL));
+        // TF32 off: the tensor-core row is refused; the DEFAULT one runs with FMA math, as PyTorch runs it.
+        var pick = ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.BackwardFilter, Tf32: false), new ConvAlgoOptions());
+        Assert.That((pick.Algo, pick.WorkspaceBytes, pick.MathType), Is.EqualTo((7, 4096UL, CudnnMathType.CUDNN_FMA_MATH)));
+        // TF32 on: the tensor-core row, with its own math type on the descriptor.
+        pick = ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.BackwardFilter, Tf32: true), new ConvAlgoOptions());
+        Assert.That((pick.Algo, pick.WorkspaceBytes, pick.MathType), Is.EqualTo((8, 8192UL, CudnnMathType.CUDNN_TENSOR_OP_MATH)));
+    }
+
+    [Test]
+    public void WithTf32OffRowsOfDefaultMathAreUsableWhateverTheDescriptorSaid()
+    {
+        // Real cuDNN lists an algorithm as TENSOR_OP and as DEFAULT even when the descriptor asks for
+        // FMA: no row says FMA. Refusing every non-FMA row would find no algorithm at all.
+        ConvAlgoCandidate[] rows =
+        [
+            Row(6, status: CudnnStatus.CUDNN_STATUS_NOT_SUPPORTED, math: CudnnMathType.CUDNN_DEFAULT_MATH),
+            Row(1, math: CudnnMathType.CUDNN_TENSOR_OP_MATH, memory: 512),
+            Row(0, math: CudnnMathType.CUDNN_DEFAULT_MATH),
+            Row(2, math: CudnnMathType.CUDNN_DEFAULT_MATH, memory: 256),
+        ];
+        var pick = ConvAlgoSelection.Pick(rows, new ConvKey(Stem, ConvDirection.Forward, Tf32: false), new ConvAlgoOptions());
+        Assert.That((pick.Algo, pick.MathType), Is.EqualTo((0, CudnnMathType.CUDNN_FMA_MATH)));
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            ConvAlgoSelection.Pick(rows[..2], new ConvKey(Stem, ConvDirection.Forward, Tf32: false), new ConvAlgoOptions()))!;
+        Assert.That(e.Message, Does.Contain("algo 6 CUDNN_DEFAULT_MATH: CUDNN_STATUS_NOT_SUPPORTED")
+            .And.Contain("algo 1 CUDNN_TENSOR_OP_MATH: CUDNN_TENSOR_OP_MATH (tensor cores, with TF32 off)"));
     }
 
     [Test]
@@ -150,8 +172,8 @@ public class CudnnLayerTests
         var e = Assert.Throws<InvalidOperationException>(() => ConvAlgoSelection.Pick(
             [Row(0, deterministic: false), Row(3, status: CudnnStatus.CUDNN_STATUS_NOT_SUPPORTED_SHAPE)], key, new ConvAlgoOptions()))!;
         Assert.That(e.Message, Does.Contain("BackwardData"));
-        Assert.That(e.Message, Does.Contain("algo 0: not deterministic"));
-        Assert.That(e.Message, Does.Contain("algo 3: CUDNN_STATUS_NOT_SUPPORTED_SHAPE"));
+        Assert.That(e.Message, Does.Contain("algo 0 CUDNN_FMA_MATH: not deterministic"));
+        Assert.That(e.Message, Does.Contain("algo 3 CUDNN_FMA_MATH: CUDNN_STATUS_NOT_SUPPORTED_SHAPE"));
         e = Assert.Throws<InvalidOperationException>(() => ConvAlgoSelection.Pick([], key, new ConvAlgoOptions()))!;
         Assert.That(e.Message, Does.Contain("cuDNN returned none"));
     }

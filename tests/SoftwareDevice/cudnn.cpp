@@ -35,11 +35,15 @@
 // beta == 0: the output is only written, never read (fresh device memory holds NaN); alpha == 0:
 // the inputs are not read. Batch norm uses double throughout and stores float.
 //
-// Algorithms: two per direction, both deterministic (every sum runs in a fixed order), listed best
-// first: a GEMM that lowers the input with im2col into the caller's workspace, and an implicit-GEMM
-// (direct) loop that needs none. The workspace is really used, so a workspace shared with other
-// in-flight work is corrupted here as on a GPU.
+// Algorithms: two per direction, listed with every other enumerant and the tensor-core variants the
+// way cuDNN's queries list them (report_algos says how, with the documentation behind each point):
+// a GEMM that lowers the input with im2col into the caller's workspace (deterministic), and a
+// direct loop (forward IMPLICIT_GEMM, deterministic) or, going backwards, ALGO_0, whose float
+// atomics are simulated: partial sums added in an order that changes from call to call, so it is
+// not deterministic, as cuDNN documents. The workspace is really used, so a workspace shared with
+// other in-flight work is corrupted here as on a GPU.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -139,17 +143,32 @@ enum cudnnBatchNormMode_t : int {
 };
 enum cudnnConvolutionFwdAlgo_t : int {
     CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM = 0,
+    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM = 1,
     CUDNN_CONVOLUTION_FWD_ALGO_GEMM = 2,
+    CUDNN_CONVOLUTION_FWD_ALGO_DIRECT = 3,
+    CUDNN_CONVOLUTION_FWD_ALGO_FFT = 4,
+    CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING = 5,
+    CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD = 6,
+    CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED = 7,
     CUDNN_CONVOLUTION_FWD_ALGO_COUNT = 8,
 };
 enum cudnnConvolutionBwdDataAlgo_t : int {
     CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 = 0,
     CUDNN_CONVOLUTION_BWD_DATA_ALGO_1 = 1,
+    CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT = 2,
+    CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING = 3,
+    CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD = 4,
+    CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED = 5,
     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT = 6,
 };
 enum cudnnConvolutionBwdFilterAlgo_t : int {
     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 = 0,
     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 = 1,
+    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT = 2,
+    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3 = 3,
+    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD = 4,
+    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED = 5,
+    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING = 6,
     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT = 7,
 };
 
@@ -413,7 +432,10 @@ bool read_scalar(const char* call, const char* arg, const void* p, double& out) 
 // ---- convolution geometry
 
 enum class Direction { Forward, BackwardData, BackwardFilter };
-enum class Method { Direct, Gemm };
+// Direct: a fixed-order loop. Gemm: im2col into the workspace, then a GEMM. Atomic: what the
+// atomics of BWD_DATA_ALGO_0 and BWD_FILTER_ALGO_0 do on a GPU: partial sums (per output channel,
+// per image) added into the output in float in an order that changes from call to call.
+enum class Method { Direct, Gemm, Atomic };
 
 // x (N, C, H, W) ⊛ w (K, Cg, R, S) → y (N, K, P, Q), in G groups of Cg input and Kg output channels.
 struct Conv {
@@ -480,12 +502,44 @@ cudnnStatus_t conv_setup(const char* call, cudnnTensorDescriptor_t xD, const cha
 
 struct AlgoInfo {
     int id;
+    const char* name;
+    bool implemented;   // false: every query row says CUDNN_STATUS_NOT_SUPPORTED, a call is refused
     Method method;
+    bool deterministic;  // as the cuDNN API reference lists it per enumerant
+    bool tensor_op;      // also listed as a CUDNN_TENSOR_OP_MATH variant (a tensor-core kernel)
 };
-// Best first: the GEMM with its im2col workspace, then the direct loop with none.
-constexpr AlgoInfo kForwardAlgos[] = {{CUDNN_CONVOLUTION_FWD_ALGO_GEMM, Method::Gemm}, {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, Method::Direct}};
-constexpr AlgoInfo kBackwardDataAlgos[] = {{CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, Method::Gemm}, {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, Method::Direct}};
-constexpr AlgoInfo kBackwardFilterAlgos[] = {{CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, Method::Gemm}, {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, Method::Direct}};
+// Every enumerant of each direction. Implemented: forward IMPLICIT_GEMM (direct) and GEMM;
+// backward ALGO_1 (GEMM) and ALGO_0, which cuDNN documents as non-deterministic (atomic adds) and
+// which is so here too (Method::Atomic). The rest are NVIDIA's FFT, Winograd and precomputed-index
+// kernels, which the software device does not implement: its rows say NOT_SUPPORTED, as cuDNN's do
+// for an algorithm that does not support a configuration.
+constexpr AlgoInfo kForwardAlgos[] = {
+    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, "IMPLICIT_GEMM", true, Method::Direct, true, true},
+    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, "IMPLICIT_PRECOMP_GEMM", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, "GEMM", true, Method::Gemm, true, false},
+    {CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, "DIRECT", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_FWD_ALGO_FFT, "FFT", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, "FFT_TILING", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD, "WINOGRAD", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, "WINOGRAD_NONFUSED", false, Method::Direct, true, false},
+};
+constexpr AlgoInfo kBackwardDataAlgos[] = {
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, "ALGO_0", true, Method::Atomic, false, true},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, "ALGO_1", true, Method::Gemm, true, true},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, "FFT", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, "FFT_TILING", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, "WINOGRAD", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, "WINOGRAD_NONFUSED", false, Method::Direct, true, false},
+};
+constexpr AlgoInfo kBackwardFilterAlgos[] = {
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, "ALGO_0", true, Method::Atomic, false, true},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, "ALGO_1", true, Method::Gemm, true, true},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, "FFT", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, "ALGO_3", false, Method::Direct, false, false},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD, "WINOGRAD", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, "WINOGRAD_NONFUSED", false, Method::Direct, true, false},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING, "FFT_TILING", false, Method::Direct, true, false},
+};
 
 std::vector<AlgoInfo> algos_of(Direction d) {
     switch (d) {
@@ -496,38 +550,51 @@ std::vector<AlgoInfo> algos_of(Direction d) {
     return {std::begin(kBackwardFilterAlgos), std::end(kBackwardFilterAlgos)};
 }
 
-int algo_count(Direction d) {
-    switch (d) {
-        case Direction::Forward: return CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
-        case Direction::BackwardData: return CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
-        case Direction::BackwardFilter: break;
-    }
-    return CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+// The rows a query lists: one per enumerant, and one more per tensor-core variant. This is what
+// cudnnGetConvolution*AlgorithmMaxCount answers, so a caller that sizes its buffer with the
+// *_ALGO_COUNT enumerant instead sees the list cut short.
+int max_rows(Direction d) {
+    int n = 0;
+    for (const AlgoInfo& a : algos_of(d)) n += 1 + (a.implemented && a.tensor_op ? 1 : 0);
+    return n;
 }
 
-// The method behind `algo`: BAD_PARAM for a value that is no enumerant, NOT_SUPPORTED for one the
-// software device does not implement (NVIDIA's FFT, Winograd, ... kernels).
-cudnnStatus_t method_of(const char* call, Direction d, int algo, Method& out) {
-    if (algo < 0 || algo >= algo_count(d)) return fail(call, CUDNN_STATUS_BAD_PARAM, "algo = " + std::to_string(algo) + " is not an algorithm enumerant");
-    for (const AlgoInfo& a : algos_of(d))
-        if (a.id == algo) {
-            out = a.method;
-            return CUDNN_STATUS_SUCCESS;
-        }
-    return fail(call, CUDNN_STATUS_NOT_SUPPORTED, "algo = " + std::to_string(algo) + " is not implemented by the software device (it offers " +
-                                                      std::to_string(algos_of(d)[0].id) + " and " + std::to_string(algos_of(d)[1].id) + ")");
+// The algorithm behind `algo`: BAD_PARAM for a value that is no enumerant, NOT_SUPPORTED for one
+// the software device does not implement.
+cudnnStatus_t algo_of(const char* call, Direction d, int algo, AlgoInfo& out) {
+    const std::vector<AlgoInfo> algos = algos_of(d);
+    if (algo < 0 || algo >= static_cast<int>(algos.size()))
+        return fail(call, CUDNN_STATUS_BAD_PARAM, "algo = " + std::to_string(algo) + " is not an algorithm enumerant");
+    out = algos[size_t(algo)];
+    if (out.implemented) return CUDNN_STATUS_SUCCESS;
+    std::string offered;
+    for (const AlgoInfo& a : algos)
+        if (a.implemented) offered += (offered.empty() ? "" : " and ") + std::to_string(a.id) + " (" + a.name + ")";
+    return fail(call, CUDNN_STATUS_NOT_SUPPORTED, "algo = " + std::to_string(algo) + " (" + out.name +
+                                                      ") is not implemented by the software device (it offers " + offered + ")");
 }
 
-// The GEMM method's workspace: the lowered input (im2col) or lowered gradient of one group of one
-// image, (Cg·R·S) × (P·Q) floats. The direct method needs none.
-size_t workspace_bytes(const Conv& g, Method m) {
-    return m == Method::Direct ? 0 : size_t(g.Cg) * g.R * g.S * size_t(g.P) * g.Q * sizeof(float);
+constexpr size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+// The workspace of a method under the descriptor's math type. GEMM: the lowered input (im2col) or
+// lowered gradient of one group of one image, (Cg·R·S) × (P·Q) floats; a tensor-core kernel pads
+// the reduction dimension Cg·R·S to a multiple of 8. The direct and atomic loops need none, but
+// their tensor-core variants stage the filter there (K × Cg·R·S, padded the same way). So sizes
+// differ between algorithms and between math types of one algorithm, which is why the size must be
+// asked again after the chosen row's math type is set on the descriptor.
+size_t workspace_bytes(const Conv& g, Method m, cudnnMathType_t math) {
+    const bool tc = math == CUDNN_TENSOR_OP_MATH;
+    const size_t crs = tc ? round_up(size_t(g.Cg) * g.R * g.S, 8) : size_t(g.Cg) * g.R * g.S;
+    if (m == Method::Gemm) return crs * size_t(g.P) * g.Q * sizeof(float);
+    return tc ? size_t(g.K) * crs * sizeof(float) : 0;
 }
 
-// A plausible time (ms) for Find: multiply-adds at a few GFLOP/s, the GEMM a little faster.
-float estimated_ms(const Conv& g, Method m) {
+// A plausible time (ms) for Find: multiply-adds at a few GFLOP/s; the GEMM and the atomics a little
+// faster than the direct loop, tensor cores twice as fast.
+float estimated_ms(const Conv& g, Method m, bool tensor_op) {
     double flops = 2.0 * g.N * g.K * g.P * g.Q * double(g.Cg) * g.R * g.S;
-    return static_cast<float>(flops / (m == Method::Gemm ? 4e6 : 3e6));
+    double rate = (m == Method::Gemm ? 4e6 : m == Method::Atomic ? 5e6 : 3e6) * (tensor_op ? 2 : 1);
+    return static_cast<float>(flops / rate);
 }
 
 // The outputs o in [lo, hi) with 0 ≤ o·stride + off < in: the rows (columns) a filter tap touches.
@@ -625,34 +692,65 @@ void forward_gemm(const Conv& c, const float* x, const float* w, double* y, floa
         }
 }
 
+// dxg (Cg×H×W: image n's channels of output channel k's group, zeroed or partial) += the
+// transpose of output channel k's filter applied to dyk (P×Q, image n's gradient of channel k).
+void data_of_channel(const Conv& c, const float* dyk, const float* w, int k, double* dxg) {
+    const size_t HW = size_t(c.H) * c.W;
+    for (int cc = 0; cc < c.Cg; cc++) {
+        double* dxp = dxg + size_t(cc) * HW;
+        const float* wp = w + (size_t(k) * c.Cg + cc) * c.R * c.S;
+        for (int r = 0; r < c.R; r++) {
+            int p0, p1;
+            const int ih0 = r * c.dil_h - c.pad_h;
+            valid_range(c.H, c.P, c.u, ih0, p0, p1);
+            for (int s = 0; s < c.S; s++) {
+                int q0, q1;
+                const int iw0 = s * c.dil_w - c.pad_w;
+                valid_range(c.W, c.Q, c.v, iw0, q0, q1);
+                const double wv = wp[r * c.S + s];
+                for (int p = p0; p < p1; p++) {
+                    double* xr = dxp + size_t(p * c.u + ih0) * c.W + iw0;
+                    const float* dr = dyk + size_t(p) * c.Q;
+                    for (int q = q0; q < q1; q++) xr[size_t(q) * c.v] += wv * dr[q];
+                }
+            }
+        }
+    }
+}
+
 // dx (N×C×H×W, zeroed) += the transpose of the convolution applied to dy (N×K×P×Q).
 void backward_data_direct(const Conv& c, const float* dy, const float* w, double* dx) {
     const size_t PQ = size_t(c.P) * c.Q, HW = size_t(c.H) * c.W;
     for (int n = 0; n < c.N; n++)
-        for (int k = 0; k < c.K; k++) {
-            const int g = k / c.Kg;
-            const float* dyp = dy + (size_t(n) * c.K + k) * PQ;
-            for (int cc = 0; cc < c.Cg; cc++) {
-                double* dxp = dx + (size_t(n) * c.C + g * c.Cg + cc) * HW;
-                const float* wp = w + (size_t(k) * c.Cg + cc) * c.R * c.S;
-                for (int r = 0; r < c.R; r++) {
-                    int p0, p1;
-                    const int ih0 = r * c.dil_h - c.pad_h;
-                    valid_range(c.H, c.P, c.u, ih0, p0, p1);
-                    for (int s = 0; s < c.S; s++) {
-                        int q0, q1;
-                        const int iw0 = s * c.dil_w - c.pad_w;
-                        valid_range(c.W, c.Q, c.v, iw0, q0, q1);
-                        const double wv = wp[r * c.S + s];
-                        for (int p = p0; p < p1; p++) {
-                            double* xr = dxp + size_t(p * c.u + ih0) * c.W + iw0;
-                            const float* dr = dyp + size_t(p) * c.Q;
-                            for (int q = q0; q < q1; q++) xr[size_t(q) * c.v] += wv * dr[q];
-                        }
-                    }
-                }
-            }
+        for (int k = 0; k < c.K; k++)
+            data_of_channel(c, dy + (size_t(n) * c.K + k) * PQ, w, k, dx + (size_t(n) * c.C + size_t(k / c.Kg) * c.Cg) * HW);
+}
+
+// The order in which atomics land changes between calls (it is the order thread blocks finish):
+// each call of an atomic algorithm starts its partial sums at another index.
+unsigned next_atomic_start() {
+    static std::atomic<unsigned> calls{0};
+    return calls.fetch_add(1, std::memory_order_relaxed) * 7919u;
+}
+
+// BWD_DATA_ALGO_0: each output channel's contribution to dx rounded to float and added in float,
+// the channels in an order that rotates from call to call, so two calls differ in the last bits.
+void backward_data_atomic(const Conv& c, const float* dy, const float* w, double* dx) {
+    const size_t PQ = size_t(c.P) * c.Q, HW = size_t(c.H) * c.W;
+    const unsigned start = next_atomic_start();
+    std::vector<double> part(size_t(c.Cg) * HW);
+    std::vector<float> acc(size_t(c.C) * HW);
+    for (int n = 0; n < c.N; n++) {
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int i = 0; i < c.K; i++) {
+            const int k = int((start + unsigned(i)) % unsigned(c.K));
+            std::fill(part.begin(), part.end(), 0.0);
+            data_of_channel(c, dy + (size_t(n) * c.K + k) * PQ, w, k, part.data());
+            float* a = acc.data() + size_t(k / c.Kg) * c.Cg * HW;
+            for (size_t j = 0; j < part.size(); j++) a[j] += static_cast<float>(part[j]);
         }
+        for (size_t j = 0; j < acc.size(); j++) dx[size_t(n) * c.C * HW + j] = acc[j];
+    }
 }
 
 // The same through the workspace: dcol (CgRS × PQ) = w_gᵀ · dy_g, then col2im adds it into dx.
@@ -690,35 +788,60 @@ void backward_data_gemm(const Conv& c, const float* dy, const float* w, double* 
         }
 }
 
-// dw (K×Cg×R×S, zeroed) += Σ over images and outputs of dy · the input under each tap.
-void backward_filter_direct(const Conv& c, const float* x, const float* dy, double* dw) {
+// dw (K×Cg×R×S, zeroed or partial) += Σ over image n's outputs of dy · the input under each tap
+// (xn: C×H×W, dyn: K×P×Q of that image).
+void filter_of_image(const Conv& c, const float* xn, const float* dyn, double* dw) {
     const size_t PQ = size_t(c.P) * c.Q, HW = size_t(c.H) * c.W;
-    for (int n = 0; n < c.N; n++)
-        for (int k = 0; k < c.K; k++) {
-            const int g = k / c.Kg;
-            const float* dyp = dy + (size_t(n) * c.K + k) * PQ;
-            for (int cc = 0; cc < c.Cg; cc++) {
-                const float* xp = x + (size_t(n) * c.C + g * c.Cg + cc) * HW;
-                double* dwp = dw + (size_t(k) * c.Cg + cc) * c.R * c.S;
-                for (int r = 0; r < c.R; r++) {
-                    int p0, p1;
-                    const int ih0 = r * c.dil_h - c.pad_h;
-                    valid_range(c.H, c.P, c.u, ih0, p0, p1);
-                    for (int s = 0; s < c.S; s++) {
-                        int q0, q1;
-                        const int iw0 = s * c.dil_w - c.pad_w;
-                        valid_range(c.W, c.Q, c.v, iw0, q0, q1);
-                        double sum = 0;
-                        for (int p = p0; p < p1; p++) {
-                            const float* xr = xp + size_t(p * c.u + ih0) * c.W + iw0;
-                            const float* dr = dyp + size_t(p) * c.Q;
-                            for (int q = q0; q < q1; q++) sum += double(dr[q]) * xr[size_t(q) * c.v];
-                        }
-                        dwp[r * c.S + s] += sum;
+    for (int k = 0; k < c.K; k++) {
+        const int g = k / c.Kg;
+        const float* dyp = dyn + size_t(k) * PQ;
+        for (int cc = 0; cc < c.Cg; cc++) {
+            const float* xp = xn + size_t(g * c.Cg + cc) * HW;
+            double* dwp = dw + (size_t(k) * c.Cg + cc) * c.R * c.S;
+            for (int r = 0; r < c.R; r++) {
+                int p0, p1;
+                const int ih0 = r * c.dil_h - c.pad_h;
+                valid_range(c.H, c.P, c.u, ih0, p0, p1);
+                for (int s = 0; s < c.S; s++) {
+                    int q0, q1;
+                    const int iw0 = s * c.dil_w - c.pad_w;
+                    valid_range(c.W, c.Q, c.v, iw0, q0, q1);
+                    double sum = 0;
+                    for (int p = p0; p < p1; p++) {
+                        const float* xr = xp + size_t(p * c.u + ih0) * c.W + iw0;
+                        const float* dr = dyp + size_t(p) * c.Q;
+                        for (int q = q0; q < q1; q++) sum += double(dr[q]) * xr[size_t(q) * c.v];
                     }
+                    dwp[r * c.S + s] += sum;
                 }
             }
         }
+    }
+}
+
+// dw (K×Cg×R×S, zeroed) += Σ over images and outputs of dy · the input under each tap.
+void backward_filter_direct(const Conv& c, const float* x, const float* dy, double* dw) {
+    const size_t xs = size_t(c.C) * c.H * c.W, ys = size_t(c.K) * c.P * c.Q;
+    for (int n = 0; n < c.N; n++) filter_of_image(c, x + size_t(n) * xs, dy + size_t(n) * ys, dw);
+}
+
+// BWD_FILTER_ALGO_0: each image's contribution to dw rounded to float and added in float, the
+// images in an order that rotates from call to call, so two calls differ in the last bits.
+// `acc_ws`: the float accumulator in the workspace (the tensor-core variant), else one of its own.
+void backward_filter_atomic(const Conv& c, const float* x, const float* dy, double* dw, float* acc_ws) {
+    const size_t xs = size_t(c.C) * c.H * c.W, ys = size_t(c.K) * c.P * c.Q, ws = size_t(c.K) * c.Cg * c.R * c.S;
+    const unsigned start = next_atomic_start();
+    std::vector<double> part(ws);
+    std::vector<float> own(acc_ws ? 0 : ws);
+    float* acc = acc_ws ? acc_ws : own.data();
+    std::fill(acc, acc + ws, 0.0f);
+    for (int i = 0; i < c.N; i++) {
+        const int n = int((start + unsigned(i)) % unsigned(c.N));
+        std::fill(part.begin(), part.end(), 0.0);
+        filter_of_image(c, x + size_t(n) * xs, dy + size_t(n) * ys, part.data());
+        for (size_t j = 0; j < ws; j++) acc[j] += static_cast<float>(part[j]);
+    }
+    for (size_t j = 0; j < ws; j++) dw[j] = acc[j];
 }
 
 // The same as one GEMM per image and group: dw_g (Kg × CgRS) += dy_g (Kg × PQ) · colᵀ (PQ × CgRS).
@@ -770,6 +893,16 @@ struct ConvWork {
     double alpha, beta;
 };
 
+// A tensor-core variant of the direct and atomic loops reads the filter from its staged copy in
+// the workspace (forward, backward-data) or accumulates the filter gradient there (backward-filter).
+bool stages_in_workspace(const ConvWork& job) { return job.method != Method::Gemm && job.s.math == CUDNN_TENSOR_OP_MATH; }
+
+const float* staged(const ConvWork& job, const std::vector<float>& w) {
+    if (!stages_in_workspace(job)) return w.data();
+    std::copy(w.begin(), w.end(), job.workspace);
+    return job.workspace;
+}
+
 void run(const ConvWork& job) {
     const Conv& c = job.s.geo;
     const Rounding r = c.rounding;
@@ -780,7 +913,7 @@ void run(const ConvWork& job) {
                 std::vector<float> x = gather(job.s.x, job.a, r), w = gather(job.s.w, job.b, r, c.flip);
                 res.assign(job.s.y.count(), 0.0);
                 if (job.method == Method::Gemm) forward_gemm(c, x.data(), w.data(), res.data(), job.workspace);
-                else forward_direct(c, x.data(), w.data(), res.data());
+                else forward_direct(c, x.data(), staged(job, w), res.data());
             }
             store(job.s.y, job.out, res.empty() ? nullptr : res.data(), job.alpha, job.beta);
             break;
@@ -789,7 +922,8 @@ void run(const ConvWork& job) {
                 std::vector<float> dy = gather(job.s.y, job.a, r), w = gather(job.s.w, job.b, r, c.flip);
                 res.assign(job.s.x.count(), 0.0);
                 if (job.method == Method::Gemm) backward_data_gemm(c, dy.data(), w.data(), res.data(), job.workspace);
-                else backward_data_direct(c, dy.data(), w.data(), res.data());
+                else if (job.method == Method::Atomic) backward_data_atomic(c, dy.data(), staged(job, w), res.data());
+                else backward_data_direct(c, dy.data(), staged(job, w), res.data());
             }
             store(job.s.x, job.out, res.empty() ? nullptr : res.data(), job.alpha, job.beta);
             break;
@@ -798,6 +932,8 @@ void run(const ConvWork& job) {
                 std::vector<float> x = gather(job.s.x, job.a, r), dy = gather(job.s.y, job.b, r);
                 res.assign(job.s.w.count(), 0.0);
                 if (job.method == Method::Gemm) backward_filter_gemm(c, x.data(), dy.data(), res.data(), job.workspace);
+                else if (job.method == Method::Atomic)
+                    backward_filter_atomic(c, x.data(), dy.data(), res.data(), stages_in_workspace(job) ? job.workspace : nullptr);
                 else backward_filter_direct(c, x.data(), dy.data(), res.data());
             }
             // The gradient of the flipped filter is the flipped gradient.
@@ -809,11 +945,12 @@ void run(const ConvWork& job) {
 // The common back end of the three convolution calls (the caller holds lock() and has run conv_setup).
 cudnnStatus_t convolve(const char* call, const cudnnContext& h, Direction dir, const ConvSetup& s, int algo, const void* alpha,
                        const void* beta, Extent a, Extent b, Extent out, void* workSpace, size_t workSpaceSizeInBytes) {
-    Method method;
-    if (cudnnStatus_t st = method_of(call, dir, algo, method)) return st;
+    AlgoInfo info;
+    if (cudnnStatus_t st = algo_of(call, dir, algo, info)) return st;
+    const Method method = info.method;
     double al, be;
     if (!read_scalar(call, "alpha", alpha, al) || !read_scalar(call, "beta", beta, be)) return CUDNN_STATUS_BAD_PARAM;
-    const size_t need = workspace_bytes(s.geo, method);
+    const size_t need = workspace_bytes(s.geo, method, s.math);
     if (workSpaceSizeInBytes < need)
         return fail(call, CUDNN_STATUS_BAD_PARAM, "workSpaceSizeInBytes = " + std::to_string(workSpaceSizeInBytes) + " but algo " +
                                                       std::to_string(algo) + " needs " + std::to_string(need) + " bytes for this geometry");
@@ -838,26 +975,69 @@ template <typename Perf> bool perfResults_ok(const char* call, Perf* perf, int r
     return check_host(call, "perfResults", perf, sizeof(Perf) * size_t(requested));
 }
 
-// Fills perfResults with up to requestedAlgoCount rows, best first. `timed`: Find (an estimated
-// time) rather than the heuristics (time -1, nothing ran).
+// Fills perfResults with up to requestedAlgoCount rows, best first, as cuDNN's queries do:
+//   * every enumerant has a row, and one it cannot run for this configuration says
+//     CUDNN_STATUS_NOT_SUPPORTED (cuDNN reports each algorithm's status per row; NVIDIA's
+//     forum: "cudnnGetConvolutionForwardAlgorithm_v7 and cudnnFindConvolutionForwardAlgorithm are
+//     simply reporting the returned cudnnStatus_t for each algo"; callers must filter on status);
+//   * an algorithm with a tensor-core kernel is listed twice, as CUDNN_TENSOR_OP_MATH and as
+//     CUDNN_DEFAULT_MATH, whatever math type the descriptor holds (the Find*Ex reference: the
+//     algorithms are tried with tensor-op math where available and "returned as such"; both the
+//     heuristics and Find search both math types), so a row's math type may differ from the
+//     descriptor's, and the caller sets the chosen row's on the descriptor before the call;
+//   * each row says whether it is deterministic: ALGO_0 of both backward directions is not (the
+//     reference lists them as using atomic adds), and neither are they here;
+//   * workspace sizes differ between algorithms and between math types (workspace_bytes);
+//   * Find: sorted by time, fastest first ("the first element has the lowest compute time"), the
+//     NOT_SUPPORTED rows after the timed ones. The heuristics (`timed` false, time -1) rank the
+//     same way, except that for a 3×3 unit-stride convolution they put WINOGRAD first, a kernel this
+//     device does not have: the first row is then NOT_SUPPORTED and must be read past.
+// The rows are at most max_rows(dir), what cudnnGetConvolution*AlgorithmMaxCount answers.
 template <typename Algo>
 cudnnStatus_t report_algos(const char* call, Direction dir, const ConvSetup& s, int requested, int* returned, AlgoPerf<Algo>* perf, bool timed) {
     if (requested < 1) return fail(call, CUDNN_STATUS_BAD_PARAM, "requestedAlgoCount = " + std::to_string(requested) + " must be at least 1");
     if (!returned) return fail(call, CUDNN_STATUS_BAD_PARAM, "returnedAlgoCount is a null host pointer");
     if (!perfResults_ok(call, perf, requested)) return CUDNN_STATUS_BAD_PARAM;
     if (!check_host(call, "returnedAlgoCount", returned, sizeof(int))) return CUDNN_STATUS_BAD_PARAM;
-    const std::vector<AlgoInfo> algos = algos_of(dir);
-    const int n = std::min<int>(requested, static_cast<int>(algos.size()));
-    for (int i = 0; i < n; i++) {
+    std::vector<AlgoPerf<Algo>> supported, unsupported;
+    for (const AlgoInfo& a : algos_of(dir)) {
         AlgoPerf<Algo> row{};
-        row.algo = static_cast<Algo>(algos[i].id);
+        row.algo = static_cast<Algo>(a.id);
+        row.determinism = a.deterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC;
+        row.mathType = CUDNN_DEFAULT_MATH;
+        if (!a.implemented) {
+            row.status = CUDNN_STATUS_NOT_SUPPORTED;
+            row.time = -1.0f;
+            row.memory = 0;
+            unsupported.push_back(row);
+            continue;
+        }
         row.status = CUDNN_STATUS_SUCCESS;
-        row.time = timed ? estimated_ms(s.geo, algos[i].method) : -1.0f;
-        row.memory = workspace_bytes(s.geo, algos[i].method);
-        row.determinism = CUDNN_DETERMINISTIC;
-        row.mathType = s.math;
-        perf[i] = row;
+        for (bool tc : {true, false}) {
+            if (tc && !a.tensor_op) continue;
+            row.mathType = tc ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH;
+            row.time = estimated_ms(s.geo, a.method, tc);
+            row.memory = workspace_bytes(s.geo, a.method, row.mathType);
+            supported.push_back(row);
+        }
     }
+    std::stable_sort(supported.begin(), supported.end(), [](const auto& l, const auto& r) { return l.time < r.time; });
+    const Conv& g = s.geo;
+    const bool winograd_first = !timed && g.R == 3 && g.S == 3 && g.u == 1 && g.v == 1 && g.dil_h == 1 && g.dil_w == 1 && dir != Direction::BackwardFilter;
+    std::vector<AlgoPerf<Algo>> rows;
+    if (winograd_first)
+        for (auto it = unsupported.begin(); it != unsupported.end(); ++it)
+            if (std::string(algos_of(dir)[size_t(it->algo)].name) == "WINOGRAD") {
+                rows.push_back(*it);
+                unsupported.erase(it);
+                break;
+            }
+    rows.insert(rows.end(), supported.begin(), supported.end());
+    rows.insert(rows.end(), unsupported.begin(), unsupported.end());
+    if (!timed)
+        for (auto& row : rows) row.time = -1.0f;
+    const int n = std::min<int>(requested, static_cast<int>(rows.size()));
+    for (int i = 0; i < n; i++) perf[i] = rows[size_t(i)];
     *returned = n;
     return CUDNN_STATUS_SUCCESS;
 }
@@ -875,11 +1055,11 @@ cudnnStatus_t find_waits(const char* call, const cudnnContext& h) {
 }
 
 cudnnStatus_t workspace_query(const char* call, Direction dir, const ConvSetup& s, int algo, size_t* sizeInBytes) {
-    Method method;
-    if (cudnnStatus_t st = method_of(call, dir, algo, method)) return st;
+    AlgoInfo info;
+    if (cudnnStatus_t st = algo_of(call, dir, algo, info)) return st;
     if (!sizeInBytes) return fail(call, CUDNN_STATUS_BAD_PARAM, "sizeInBytes is a null host pointer");
     if (!check_host(call, "sizeInBytes", sizeInBytes, sizeof(size_t))) return CUDNN_STATUS_BAD_PARAM;
-    *sizeInBytes = workspace_bytes(s.geo, method);
+    *sizeInBytes = workspace_bytes(s.geo, info.method, s.math);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -1079,7 +1259,12 @@ cudnnStatus_t check_pair(const char* call, const char* a, const void* pa, const 
 
 // ==== library, handle, errors (cudnn_graph.h)
 
-SWDEV_API size_t cudnnGetVersion() { return kVersion; }
+// RLMIXUP_SOFTWARE_DEVICE_CUDNN_VERSION (in the C environment) makes the device report another
+// version, e.g. 8907 for cuDNN 8.9.7 (cuDNN 8's encoding), to test the engine's version check.
+SWDEV_API size_t cudnnGetVersion() {
+    const char* v = std::getenv("RLMIXUP_SOFTWARE_DEVICE_CUDNN_VERSION");
+    return v && *v ? static_cast<size_t>(std::strtoull(v, nullptr, 10)) : kVersion;
+}
 SWDEV_DESCRIBE(cudnnGetVersion)
 
 // Static strings, the header's name of each status, as cuDNN returns them.
@@ -1311,6 +1496,32 @@ SWDEV_API cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescri
     return destroy_descriptor("cudnnDestroyConvolutionDescriptor", "convDesc", convDesc, "convolution");
 }
 SWDEV_DESCRIBE(cudnnDestroyConvolutionDescriptor)
+
+// ==== how many rows an algorithm query can return (cudnn_cnn.h): every algorithm and tensor-core variant
+
+cudnnStatus_t max_count(const char* call, cudnnHandle_t handle, Direction dir, int* count) {
+    std::lock_guard g(lock());
+    if (!handle_of(call, handle)) return CUDNN_STATUS_BAD_PARAM;
+    if (!count) return fail(call, CUDNN_STATUS_BAD_PARAM, "count is a null host pointer");
+    if (!check_host(call, "count", count, sizeof(int))) return CUDNN_STATUS_BAD_PARAM;
+    *count = max_rows(dir);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+SWDEV_API cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t handle, int* count) {
+    return max_count("cudnnGetConvolutionForwardAlgorithmMaxCount", handle, Direction::Forward, count);
+}
+SWDEV_DESCRIBE(cudnnGetConvolutionForwardAlgorithmMaxCount)
+
+SWDEV_API cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t handle, int* count) {
+    return max_count("cudnnGetConvolutionBackwardDataAlgorithmMaxCount", handle, Direction::BackwardData, count);
+}
+SWDEV_DESCRIBE(cudnnGetConvolutionBackwardDataAlgorithmMaxCount)
+
+SWDEV_API cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t handle, int* count) {
+    return max_count("cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", handle, Direction::BackwardFilter, count);
+}
+SWDEV_DESCRIBE(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount)
 
 // ==== algorithm choice (cudnn_cnn.h). _v7 asks the heuristics; Find "times" them (see find_waits).
 

@@ -104,28 +104,26 @@ public sealed partial class CudaBackend : IBackend
     public string Name => $"cuda:{Device.Ordinal} ({Device.Name})";
     public CudaDevice Device { get; }
     public bool Tf32 { get; }
+    /// <summary>The cuDNN convolution plans made so far: per shape and direction, the algorithm, math type and workspace.</summary>
+    public IReadOnlyList<ConvPlanInfo> ConvolutionPlans => _conv.Plans;
     /// <summary>The caching allocator's counters (allocations, cache hits, bytes held).</summary>
     public AllocatorStats MemoryStats => _memory.Stats;
 
     /// <summary>
-    /// What `info` prints: the device, its memory and compute capability, the driver, cuBLAS and
-    /// cuDNN versions and the file each library was loaded from. Every driver and library query is
-    /// made here, on the calling thread with the context current, not later while the lines are read.
+    /// What `info` prints about the backend once it is open (the libraries and the device have
+    /// their lines from <see cref="CudaProbe"/>): the software device's warning when that is what
+    /// runs, the device memory free, the math mode. Every driver query is made here, on the calling
+    /// thread with the context current, not later while the lines are read.
     /// </summary>
     public IReadOnlyList<string> Describe()
     {
         Enter();
         var (free, total) = _context.MemoryInfo();
-        long cudnn = CudnnHandle.LibraryVersion;
-        int blas = _blas.Version;
         string? software = NativeLibraries.SoftwareDevice;
         return
         [
             .. software == null ? Array.Empty<string>() : [$"SOFTWARE DEVICE (CPU simulation, not a GPU): {software}; its timings and numerics say nothing about a GPU"],
-            $"device       {Device.Name}: compute capability {Device.ComputeCapability}, {Device.SmCount} SMs, {total / (1L << 20)} MiB ({free / (1L << 20)} MiB free)",
-            $"driver       CUDA {CudaDevice.FormatVersion(CudaDevice.DriverVersion)} ({NativeLibraries.LoadedPath(NativeLibraries.Driver) ?? "?"})",
-            $"cublas       {blas / 10000}.{blas / 100 % 100}.{blas % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cublas) ?? "?"})",
-            $"cudnn        {cudnn / 10000}.{cudnn / 100 % 100}.{cudnn % 100} ({NativeLibraries.LoadedPath(NativeLibraries.Cudnn) ?? "?"})",
+            $"memory       {free / (1L << 20)} MiB free of {total / (1L << 20)} MiB",
             $"math         TF32 tensor cores {(Tf32 ? "allowed (--no-tf32 turns them off)" : "off: strict float32")}",
         ];
     }

@@ -91,13 +91,20 @@ public static class ConvAlgoSelection
         tf32 ? CudnnMathType.CUDNN_DEFAULT_MATH : CudnnMathType.CUDNN_FMA_MATH;
 
     /// <summary>
-    /// The first acceptable row of cuDNN's list (which comes best first): status SUCCESS, workspace
-    /// within the limit, deterministic when required, never ALLOW_CONVERSION math (fp16 inputs), and,
-    /// when TF32 is off, FMA math only (the row's math type is set on the descriptor afterwards, and
-    /// DEFAULT_MATH would permit TF32).
+    /// The first acceptable row of cuDNN's list (which comes best first), and the math type to set on
+    /// the descriptor for it. cuDNN's rows are not all usable, and a row's math type need not be the
+    /// descriptor's: the queries list each algorithm once per math type it was tried with
+    /// (CUDNN_TENSOR_OP_MATH for a tensor-core kernel, CUDNN_DEFAULT_MATH otherwise, whatever the
+    /// descriptor said), rows that cannot run the configuration say NOT_SUPPORTED, and each row says
+    /// whether it is deterministic. A row is refused when its status is not SUCCESS, its workspace is
+    /// over the limit, it is not deterministic and determinism is required, its math type is
+    /// ALLOW_CONVERSION (fp16 inputs), or, with TF32 off, TENSOR_OP_MATH (a tensor-core kernel).
+    /// With TF32 on, the row's own math type goes on the descriptor. With TF32 off, a DEFAULT or FMA
+    /// row is taken and run with CUDNN_FMA_MATH, strict float32, as PyTorch runs it (it sets FMA on
+    /// the descriptor whenever float TF32 is off and asserts that the chosen row's math is FMA).
     /// </summary>
     /// <exception cref="InvalidOperationException">No row qualifies; the message lists every row and why it was refused.</exception>
-    public static ConvAlgoCandidate Pick(ReadOnlySpan<ConvAlgoCandidate> rows, ConvKey key, ConvAlgoOptions options)
+    public static ConvAlgoChoice Pick(ReadOnlySpan<ConvAlgoCandidate> rows, ConvKey key, ConvAlgoOptions options)
     {
         var refused = new List<string>();
         foreach (var r in rows)
@@ -107,15 +114,51 @@ public static class ConvAlgoSelection
                 : r.WorkspaceBytes > options.MaxWorkspaceBytes ? $"needs {r.WorkspaceBytes} B of workspace"
                 : options.Deterministic && r.Determinism != CudnnDeterminism.CUDNN_DETERMINISTIC ? "not deterministic"
                 : r.MathType == CudnnMathType.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ? $"{r.MathType} (converts float32 inputs to fp16)"
-                : !key.Tf32 && r.MathType != CudnnMathType.CUDNN_FMA_MATH ? $"{r.MathType} (may use TF32)"
+                : !key.Tf32 && r.MathType is not (CudnnMathType.CUDNN_DEFAULT_MATH or CudnnMathType.CUDNN_FMA_MATH) ? $"{r.MathType} (tensor cores, with TF32 off)"
                 : null;
-            if (why == null) return r;
-            refused.Add($"algo {r.Algo}: {why}");
+            if (why == null) return new ConvAlgoChoice(r, key.Tf32 ? r.MathType : CudnnMathType.CUDNN_FMA_MATH);
+            refused.Add($"algo {r.Algo} {r.MathType}: {why}");
         }
         throw new InvalidOperationException(
             $"cuDNN: no usable {key.Direction} algorithm for {key.Shape} (TF32 {(key.Tf32 ? "on" : "off")}, " +
             $"deterministic {(options.Deterministic ? "required" : "not required")}, workspace limit {options.MaxWorkspaceBytes} B); " +
             (refused.Count == 0 ? "cuDNN returned none" : "refused: " + string.Join("; ", refused)));
+    }
+
+    /// <summary>The enumerant's name of algorithm <paramref name="algo"/> in <paramref name="direction"/> (CUDNN_CONVOLUTION_FWD_ALGO_GEMM, …).</summary>
+    public static string AlgoName(ConvDirection direction, int algo) => direction switch
+    {
+        ConvDirection.Forward => ((CudnnConvolutionFwdAlgo)algo).ToString(),
+        ConvDirection.BackwardData => ((CudnnConvolutionBwdDataAlgo)algo).ToString(),
+        _ => ((CudnnConvolutionBwdFilterAlgo)algo).ToString(),
+    };
+}
+
+/// <summary>The row <see cref="ConvAlgoSelection.Pick"/> chose and the math type it runs with (set on the descriptor).</summary>
+public readonly record struct ConvAlgoChoice(ConvAlgoCandidate Row, CudnnMathType MathType)
+{
+    public int Algo => Row.Algo;
+    public ulong WorkspaceBytes => Row.WorkspaceBytes;
+}
+
+/// <summary>
+/// One plan as made: the key, the algorithm, the math type on the descriptor, the workspace it
+/// needs, and every row cuDNN listed for it (what a first run on a new GPU most needs to see).
+/// </summary>
+public readonly record struct ConvPlanInfo(ConvKey Key, int Algo, CudnnMathType MathType, ulong WorkspaceBytes, IReadOnlyList<ConvAlgoCandidate> Rows)
+{
+    public string AlgoName => ConvAlgoSelection.AlgoName(Key.Direction, Algo);
+
+    /// <summary>"x (8,16,16,16) w (32,16,3,3) stride 2×2 pad 1×1": the geometry in one short line.</summary>
+    public string Geometry
+    {
+        get
+        {
+            var s = Key.Shape;
+            string g = $"x ({s.N},{s.C},{s.H},{s.W}) w ({s.K},{s.C / s.Groups},{s.R},{s.S}) stride {s.StrideH}×{s.StrideW} pad {s.PadH}×{s.PadW}";
+            if (s.DilationH != 1 || s.DilationW != 1) g += $" dilation {s.DilationH}×{s.DilationW}";
+            return s.Groups != 1 ? g + $" groups {s.Groups}" : g;
+        }
     }
 }
 
@@ -127,6 +170,9 @@ public sealed class ConvPlanCache<TPlan> : IDisposable where TPlan : class
     private readonly Dictionary<ConvKey, TPlan> _plans = [];
 
     public int Count => _plans.Count;
+
+    /// <summary>Every plan made so far, with its key, in no particular order.</summary>
+    public IEnumerable<KeyValuePair<ConvKey, TPlan>> Entries => _plans;
 
     public TPlan GetOrAdd(ConvKey key, Func<ConvKey, TPlan> create)
     {

@@ -35,6 +35,10 @@ public sealed unsafe class CudnnConvolutions : IDisposable
     /// <summary>Plans made so far (one per key).</summary>
     public int PlanCount => _plans.Count;
 
+    /// <summary>Every plan made so far: the shape and direction, the algorithm, the math type and the workspace.</summary>
+    public IReadOnlyList<ConvPlanInfo> Plans =>
+        [.. _plans.Entries.Select(e => new ConvPlanInfo(e.Key, e.Value.Algo, e.Value.MathType, e.Value.WorkspaceBytes, e.Value.Rows))];
+
     /// <summary>The algorithm and workspace chosen for <paramref name="key"/> (making the plan if needed).</summary>
     public (int Algo, ulong WorkspaceBytes, CudnnMathType MathType) Choice(ConvKey key)
     {
@@ -89,12 +93,14 @@ public sealed unsafe class CudnnConvolutions : IDisposable
             plan.Filter = CudnnFilterDescriptor.Kcrs(s.K, s.C / s.Groups, s.R, s.S);
             plan.Y = CudnnTensorDescriptor.Nchw(s.N, s.K, s.OutH, s.OutW);
             plan.Conv = CudnnConvolutionDescriptor.Create(s, ConvAlgoSelection.MathTypeFor(key.Tf32));
-            var row = ConvAlgoSelection.Pick(Candidates(key.Direction, plan), key, Options);
-            // The row may carry another math type than the one requested (e.g. DEFAULT); cuDNN
-            // expects the descriptor to say the chosen row's before the call.
-            CudnnErrors.Check(CuDnn.cudnnSetConvolutionMathType(plan.Conv.Value, row.MathType));
-            plan.Algo = row.Algo;
-            plan.MathType = row.MathType;
+            plan.Rows = Candidates(key.Direction, plan);
+            var choice = ConvAlgoSelection.Pick(plan.Rows, key, Options);
+            // The row may carry another math type than the descriptor's (DEFAULT, TENSOR_OP); cuDNN
+            // expects the descriptor to say the one the algorithm runs with before the call, and the
+            // workspace depends on it, so the size is asked again afterwards.
+            CudnnErrors.Check(CuDnn.cudnnSetConvolutionMathType(plan.Conv.Value, choice.MathType));
+            plan.Algo = choice.Algo;
+            plan.MathType = choice.MathType;
             plan.WorkspaceBytes = WorkspaceSize(key.Direction, plan);
         }
         catch
@@ -105,45 +111,48 @@ public sealed unsafe class CudnnConvolutions : IDisposable
         return plan;
     }
 
+    /// <summary>
+    /// Every row cuDNN lists for the plan's descriptors, best first, into a buffer sized by
+    /// cudnnGetConvolution*AlgorithmMaxCount: the rows are per algorithm and math type, so there
+    /// can be more of them than the *_ALGO_COUNT enumerant, and a buffer of that size would cut the
+    /// list short.
+    /// </summary>
     private ConvAlgoCandidate[] Candidates(ConvDirection direction, Plan p)
     {
         var h = _handle.Raw;
         bool find = Options.Search == ConvAlgoSearch.Find;
-        int returned;
+        int max, returned;
         switch (direction)
         {
             case ConvDirection.Forward:
             {
-                const int count = (int)CudnnConvolutionFwdAlgo.CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
-                var rows = stackalloc CudnnConvolutionFwdAlgoPerf[count];
-                CudnnErrors.Check(find
-                    ? CuDnn.cudnnFindConvolutionForwardAlgorithm(h, p.X.Value, p.Filter.Value, p.Conv.Value, p.Y.Value, count, out returned, rows)
-                    : CuDnn.cudnnGetConvolutionForwardAlgorithm_v7(h, p.X.Value, p.Filter.Value, p.Conv.Value, p.Y.Value, count, out returned, rows));
-                var result = new ConvAlgoCandidate[Math.Clamp(returned, 0, count)];
-                for (int i = 0; i < result.Length; i++) result[i] = ConvAlgoCandidate.From(rows[i]);
-                return result;
+                CudnnErrors.Check(CuDnn.cudnnGetConvolutionForwardAlgorithmMaxCount(h, out max));
+                var rows = new CudnnConvolutionFwdAlgoPerf[Math.Max(1, max)];
+                fixed (CudnnConvolutionFwdAlgoPerf* r = rows)
+                    CudnnErrors.Check(find
+                        ? CuDnn.cudnnFindConvolutionForwardAlgorithm(h, p.X.Value, p.Filter.Value, p.Conv.Value, p.Y.Value, rows.Length, out returned, r)
+                        : CuDnn.cudnnGetConvolutionForwardAlgorithm_v7(h, p.X.Value, p.Filter.Value, p.Conv.Value, p.Y.Value, rows.Length, out returned, r));
+                return [.. rows.Take(Math.Clamp(returned, 0, rows.Length)).Select(x => ConvAlgoCandidate.From(x))];
             }
             case ConvDirection.BackwardData:
             {
-                const int count = (int)CudnnConvolutionBwdDataAlgo.CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
-                var rows = stackalloc CudnnConvolutionBwdDataAlgoPerf[count];
-                CudnnErrors.Check(find
-                    ? CuDnn.cudnnFindConvolutionBackwardDataAlgorithm(h, p.Filter.Value, p.Y.Value, p.Conv.Value, p.X.Value, count, out returned, rows)
-                    : CuDnn.cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.Filter.Value, p.Y.Value, p.Conv.Value, p.X.Value, count, out returned, rows));
-                var result = new ConvAlgoCandidate[Math.Clamp(returned, 0, count)];
-                for (int i = 0; i < result.Length; i++) result[i] = ConvAlgoCandidate.From(rows[i]);
-                return result;
+                CudnnErrors.Check(CuDnn.cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, out max));
+                var rows = new CudnnConvolutionBwdDataAlgoPerf[Math.Max(1, max)];
+                fixed (CudnnConvolutionBwdDataAlgoPerf* r = rows)
+                    CudnnErrors.Check(find
+                        ? CuDnn.cudnnFindConvolutionBackwardDataAlgorithm(h, p.Filter.Value, p.Y.Value, p.Conv.Value, p.X.Value, rows.Length, out returned, r)
+                        : CuDnn.cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.Filter.Value, p.Y.Value, p.Conv.Value, p.X.Value, rows.Length, out returned, r));
+                return [.. rows.Take(Math.Clamp(returned, 0, rows.Length)).Select(x => ConvAlgoCandidate.From(x))];
             }
             default:
             {
-                const int count = (int)CudnnConvolutionBwdFilterAlgo.CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
-                var rows = stackalloc CudnnConvolutionBwdFilterAlgoPerf[count];
-                CudnnErrors.Check(find
-                    ? CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm(h, p.X.Value, p.Y.Value, p.Conv.Value, p.Filter.Value, count, out returned, rows)
-                    : CuDnn.cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.X.Value, p.Y.Value, p.Conv.Value, p.Filter.Value, count, out returned, rows));
-                var result = new ConvAlgoCandidate[Math.Clamp(returned, 0, count)];
-                for (int i = 0; i < result.Length; i++) result[i] = ConvAlgoCandidate.From(rows[i]);
-                return result;
+                CudnnErrors.Check(CuDnn.cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, out max));
+                var rows = new CudnnConvolutionBwdFilterAlgoPerf[Math.Max(1, max)];
+                fixed (CudnnConvolutionBwdFilterAlgoPerf* r = rows)
+                    CudnnErrors.Check(find
+                        ? CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm(h, p.X.Value, p.Y.Value, p.Conv.Value, p.Filter.Value, rows.Length, out returned, r)
+                        : CuDnn.cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.X.Value, p.Y.Value, p.Conv.Value, p.Filter.Value, rows.Length, out returned, r));
+                return [.. rows.Take(Math.Clamp(returned, 0, rows.Length)).Select(x => ConvAlgoCandidate.From(x))];
             }
         }
     }
@@ -181,6 +190,8 @@ public sealed unsafe class CudnnConvolutions : IDisposable
         public int Algo;
         public CudnnMathType MathType;
         public ulong WorkspaceBytes;
+        /// <summary>Every row cuDNN listed, as it listed them (kept for the self-test's report).</summary>
+        public ConvAlgoCandidate[] Rows = [];
 
         public void Dispose()
         {

@@ -83,7 +83,18 @@ internal static unsafe partial class CuDnn
     internal static partial CudnnStatus cudnnDestroyConvolutionDescriptor(CudnnConvolutionDescriptorT convDesc);
 
     // ---- cudnn_cnn.h: algorithm choice. _v7 asks the heuristics (nothing runs); Find times every
-    // algorithm on the device, allocating its own buffers. Both fill perfResults best first.
+    // algorithm on the device, allocating its own buffers. Both fill perfResults best first, with
+    // one row per algorithm and math type (so more rows than the *_ALGO_COUNT enumerant): the
+    // MaxCount calls say how many a query can return.
+
+    [LibraryImport(Lib)]
+    internal static partial CudnnStatus cudnnGetConvolutionForwardAlgorithmMaxCount(CudnnHandleT handle, out int count);
+
+    [LibraryImport(Lib)]
+    internal static partial CudnnStatus cudnnGetConvolutionBackwardDataAlgorithmMaxCount(CudnnHandleT handle, out int count);
+
+    [LibraryImport(Lib)]
+    internal static partial CudnnStatus cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(CudnnHandleT handle, out int count);
 
     [LibraryImport(Lib)]
     internal static partial CudnnStatus cudnnGetConvolutionForwardAlgorithm_v7(CudnnHandleT handle,
