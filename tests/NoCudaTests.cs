@@ -45,11 +45,12 @@ public class NoCudaTests
             (rc, stdout, stderr) = EngineProcess.Run(env, "selftest");
             Assert.That(rc, Is.EqualTo(2));
             Assert.That(stdout, Is.Empty);
-            Assert.That(stderr.Trim(), Does.Contain("no CUDA device or driver found").And.Not.Contains("\n"));
+            Assert.That(stderr.Trim(), Does.StartWith("error: selftest: the CUDA backend is not available: no CUDA driver found (tried ")
+                .And.Contain("libcuda.so.1 (cannot open shared object file").And.Not.Contains("\n"));
 
             (rc, _, stderr) = EngineProcess.Run(env, "train", "--dataset", "synthetic", "--device", "cuda", "--epochs", "1");
             Assert.That(rc, Is.EqualTo(2));
-            Assert.That(stderr.Trim(), Does.StartWith("error: --device cuda: no CUDA device or driver found").And.Contain("libcuda").And.Not.Contains("\n"));
+            Assert.That(stderr.Trim(), Does.StartWith("error: --device cuda: the CUDA backend is not available: no CUDA driver found").And.Contain("libcuda").And.Not.Contains("\n"));
 
             string run = Path.Combine(empty, "run");
             (rc, stdout, stderr) = EngineProcess.Run(env, "train", "--dataset", "synthetic", "--device", "auto", "--epochs", "1", "--width", "2",

@@ -130,9 +130,9 @@ public class SelfTestTests
     }
 
     [Test]
-    public void CpuAgainstCpuThroughTheCommandPassesAndWritesJson()
+    public void CpuAgainstCpuThroughTheCommandPassesAndWritesJsonLines()
     {
-        string json = Path.Combine(Path.GetTempPath(), $"selftest-{Guid.NewGuid():N}.json");
+        string json = Path.Combine(Path.GetTempPath(), $"selftest-{Guid.NewGuid():N}.jsonl");
         var output = new StringWriter();
         var old = Console.Out;
         Console.SetOut(output);
@@ -143,9 +143,12 @@ public class SelfTestTests
         {
             Assert.That(rc, Is.EqualTo(0), output.ToString());
             Assert.That(output.ToString(), Does.Contain("selftest: all ").And.Contain("checks passed").And.Not.Contain("FAIL"));
-            using var doc = JsonDocument.Parse(File.ReadAllText(json));
-            Assert.That(doc.RootElement.GetProperty("passed").GetBoolean(), Is.True);
-            Assert.That(doc.RootElement.GetProperty("rows").GetArrayLength(), Is.GreaterThan(60));
+            var lines = File.ReadAllLines(json).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            Assert.That(lines.Select(l => l.GetProperty("type").GetString()).Distinct(), Is.EqualTo(new[] { "header", "row", "summary" }));
+            Assert.That(lines[0].GetProperty("checks").GetInt32(), Is.EqualTo(SelfTestCases.All().Count));
+            Assert.That(lines.Count(l => l.GetProperty("type").GetString() == "row"), Is.GreaterThan(60));
+            Assert.That(lines[^1].GetProperty("passed").GetBoolean(), Is.True);
+            Assert.That(lines[^1].GetProperty("context_lost").ValueKind, Is.EqualTo(JsonValueKind.Null));
         }
         finally { File.Delete(json); }
     }
@@ -263,5 +266,165 @@ public class SelfTestTests
         Assert.That(BackendSelfTest.Compare([float.NaN], [1f], tol).Worst, Is.EqualTo(double.PositiveInfinity));
         Assert.That(BackendSelfTest.Compare([1f, 2f], [1f], tol).Worst, Is.EqualTo(double.PositiveInfinity), "length mismatch");
         Assert.That(BackendSelfTest.Compare([1.0000001f], [1f], Tolerance.Exact).Worst, Is.EqualTo(double.PositiveInfinity));
+    }
+
+    [Test]
+    public void EachRowIsWrittenAsItsCheckFinishes()
+    {
+        // The writer is read while the run is in progress: when the third check starts, the rows of
+        // the first two are already in the table and in the JSON-lines file.
+        string json = Path.Combine(Path.GetTempPath(), $"selftest-{Guid.NewGuid():N}.jsonl");
+        var log = new StringWriter();
+        string? tableSoFar = null, fileSoFar = null;
+        var probe = new SelfTestCase("Probe", "(1)", Tolerance.Exact, c =>
+        {
+            tableSoFar ??= log.ToString();
+            fileSoFar ??= ReadShared(json);
+            c.Record("y", [1f]);
+        });
+        try
+        {
+            using var candidate = new CpuBackend(1);
+            using var reference = new CpuBackend(1);
+            int rc = SelfTestCommand.Execute(candidate, reference, tf32: false, seed: 0, log, json, [.. Cases("Fill", "Copy"), probe]);
+            Assert.That(rc, Is.EqualTo(0), log.ToString());
+            Assert.That(tableSoFar!.Split('\n').Count(l => l.EndsWith("PASS")), Is.EqualTo(2), tableSoFar);
+            Assert.That(fileSoFar!.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length, Is.EqualTo(3), "header and two rows");
+        }
+        finally { File.Delete(json); }
+    }
+
+    private static string ReadShared(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(f).ReadToEnd();
+    }
+
+    /// <summary>A backend whose device faults in one op: the op throws the driver's sticky error, and so does every synchronisation after it.</summary>
+    private sealed class FaultingBackend(string op) : IBackend
+    {
+        private readonly FaultyBackend _inner = new("none");
+        private bool _faulted;
+        public string Name => $"cpu whose {op} faults";
+        public void Dispose() => _inner.Dispose();
+        private static RlMixup.Core.Cuda.Native.CudaException Sticky() =>
+            new("CUDA driver", "cuStreamSynchronize(stream)", "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered");
+        private void Check(string name)
+        {
+            if (name == op) _faulted = true;
+            if (_faulted) throw Sticky();
+        }
+        public void Synchronize() { if (_faulted) throw Sticky(); }
+        public Tensor Allocate(Shape shape) => _inner.Allocate(shape);
+        public void Upload(Tensor dst, ReadOnlySpan<float> src) { Check("Upload"); _inner.Upload(dst, src); }
+        public void Download(Tensor src, Span<float> dst) { Check("Download"); _inner.Download(src, dst); }
+        public void Fill(Tensor t, float value) { Check("Fill"); _inner.Fill(t, value); }
+        public void Copy(Tensor dst, Tensor src) { Check("Copy"); _inner.Copy(dst, src); }
+        public void Add(Tensor y, Tensor a, Tensor b) { Check("Add"); _inner.Add(y, a, b); }
+        public void Axpy(Tensor y, float alpha, Tensor x) { Check("Axpy"); _inner.Axpy(y, alpha, x); }
+        public void Scale(Tensor y, float alpha) { Check("Scale"); _inner.Scale(y, alpha); }
+        public void ReluForward(Tensor y, Tensor x) => throw new NotSupportedException();
+        public void ReluBackward(Tensor dx, Tensor y, Tensor dy) => throw new NotSupportedException();
+        public void TanhForward(Tensor y, Tensor x) => throw new NotSupportedException();
+        public void TanhBackward(Tensor dx, Tensor y, Tensor dy) => throw new NotSupportedException();
+        public void Gemm(Tensor c, Tensor a, bool transA, Tensor b, bool transB, float alpha = 1, float beta = 0) => throw new NotSupportedException();
+        public void LinearForward(Tensor y, Tensor x, Tensor w, Tensor? b) => throw new NotSupportedException();
+        public void LinearBackward(Tensor? dx, Tensor? dw, Tensor? db, Tensor dy, Tensor x, Tensor w) => throw new NotSupportedException();
+        public void Conv2dForward(Tensor y, Tensor x, Tensor w, Conv2dSpec spec) => throw new NotSupportedException();
+        public void Conv2dBackwardData(Tensor dx, Tensor dy, Tensor w, Conv2dSpec spec) => throw new NotSupportedException();
+        public void Conv2dBackwardFilter(Tensor dw, Tensor x, Tensor dy, Conv2dSpec spec) => throw new NotSupportedException();
+        public void AddChannelBias(Tensor y, Tensor bias) => throw new NotSupportedException();
+        public void ChannelBiasBackward(Tensor dbias, Tensor dy) => throw new NotSupportedException();
+        public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, float momentum, float eps, bool updateRunning) => throw new NotSupportedException();
+        public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float eps) => throw new NotSupportedException();
+        public void BatchNormBackward(Tensor dx, Tensor? dgamma, Tensor? dbeta, Tensor dy, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, float eps) => throw new NotSupportedException();
+        public void GlobalAvgPoolForward(Tensor y, Tensor x) => throw new NotSupportedException();
+        public void GlobalAvgPoolBackward(Tensor dx, Tensor dy) => throw new NotSupportedException();
+        public void LogSoftmaxForward(Tensor logp, Tensor z) => throw new NotSupportedException();
+        public void LogSoftmaxBackward(Tensor dz, Tensor logp, Tensor dlogp) => throw new NotSupportedException();
+        public void SoftCrossEntropyForward(Tensor losses, Tensor logp, Tensor targets) => throw new NotSupportedException();
+        public void SoftCrossEntropyBackward(Tensor dz, Tensor logp, Tensor targets, float scale) => throw new NotSupportedException();
+        public void SgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, float lr, float momentum, float weightDecay, bool nesterov) => throw new NotSupportedException();
+        public void AdamStep(Tensor param, Tensor grad, Tensor m, Tensor v, int step, float lr, float beta1, float beta2, float eps, float weightDecay) => throw new NotSupportedException();
+        public void SaliencyMaps(Tensor maps, Tensor inputGrad) => throw new NotSupportedException();
+        public void PercentileMasks(Tensor masks, Tensor thresholds, Tensor maps, ReadOnlySpan<float> percentiles) => throw new NotSupportedException();
+        public void MaskMix(Tensor mixed, Tensor mixedTargets, Tensor fractions, Tensor x, Tensor targets, Tensor masks, ReadOnlySpan<int> perm, ReadOnlySpan<float> lambda1) => throw new NotSupportedException();
+        public void InputMixup(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, float lambda) => throw new NotSupportedException();
+        public void CutMix(Tensor mixed, Tensor mixedTargets, Tensor x, Tensor targets, ReadOnlySpan<int> perm, CutBox box) => throw new NotSupportedException();
+    }
+
+    [Test]
+    public void AStickyDeviceErrorStopsTheRunNamingTheCheckThatCausedIt()
+    {
+        using var candidate = new FaultingBackend("Axpy");
+        using var reference = new CpuBackend(1);
+        var log = new StringWriter();
+        string json = Path.Combine(Path.GetTempPath(), $"selftest-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            int rc = SelfTestCommand.Execute(candidate, reference, tf32: false, seed: 0, log, json, Cases("Fill", "Axpy", "Copy", "Scale"));
+            string text = log.ToString();
+            Assert.That(rc, Is.EqualTo(SelfTestCommand.ContextLostExitCode), text);
+            Assert.That(text.Split('\n').Single(l => l.StartsWith("Fill")), Does.Contain("PASS"));
+            Assert.That(text.Split('\n').Single(l => l.StartsWith("Axpy ")), Does.Contain("FAIL").And.Contain("CUDA_ERROR_ILLEGAL_ADDRESS"));
+            // The checks run in the table's order: Fill, Copy, Axpy, then the two Scale checks, which never run.
+            Assert.That(text, Does.Contain("selftest: context lost after Axpy ((4097)): CUDA_ERROR_ILLEGAL_ADDRESS; 2 check(s) not run"));
+            Assert.That(text, Does.Not.Contain("Scale ").And.Not.Contain("determinism"), "nothing after the fault runs");
+            var summary = JsonDocument.Parse(File.ReadAllLines(json)[^1]).RootElement;
+            Assert.That(summary.GetProperty("context_lost").GetString(), Does.StartWith("context lost after Axpy"));
+            Assert.That(summary.GetProperty("checks_not_run").GetInt32(), Is.EqualTo(2));
+        }
+        finally { File.Delete(json); }
+    }
+
+    [Test]
+    public void AFaultSeenOnlyAtTheNextSynchronisationIsPinnedOnTheCheckThatCausedIt()
+    {
+        // The check itself returns normally (its outputs read before the fault surfaced), but the
+        // synchronisation after it reports the sticky error: the check is the one that failed.
+        using var candidate = new FaultingBackend("Fill");
+        using var reference = new CpuBackend(1);
+        var report = BackendSelfTest.Run(candidate, reference, false, 0, [new SelfTestCase("Late fault", "(1)", Tolerance.Exact, c =>
+        {
+            var t = c.Zeros(new Shape(1));
+            c.Record("y", [0f]);
+            try { c.B.Fill(t, 1f); } catch (RlMixup.Core.Cuda.Native.CudaException) { }
+        }), .. Cases("Copy")]);
+        Assert.That(report.ContextLost, Does.StartWith("context lost after Late fault ((1))"));
+        Assert.That(report.Rows.Single().Pass, Is.False);
+        Assert.That(report.Rows.Single().Detail, Does.StartWith("the device faulted"));
+        Assert.That(report.CasesNotRun, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void FilterSelectsChecksByNameOrWildcardAndTheirInputsDoNotChange()
+    {
+        var all = SelfTestCases.All();
+        Assert.That(all.Where(c => c.Matches("gemm")).Select(c => c.Op), Is.Not.Empty.And.All.StartWith("Gemm"));
+        Assert.That(all.Where(c => c.Matches("Conv2dForward,batchnormbackward")).Select(c => c.Op).Distinct(),
+            Is.EquivalentTo(new[] { "Conv2dForward", "BatchNormBackward" }));
+        Assert.That(all.Where(c => c.Matches("Scale (4097)*")).Count(), Is.EqualTo(1));
+        Assert.That(all.Where(c => c.Matches("*views*")).Select(c => c.Op), Does.Contain("Copy on views").And.Contain("Axpy on views"));
+        Assert.That(all.Where(c => c.Matches("nothing like this")), Is.Empty);
+
+        // A check's inputs depend on the seed and the check alone, so a filtered rerun sees the inputs the full run saw.
+        var tanh = all.First(c => c.Op == "TanhForward");
+        Assert.That(tanh.Seed(5), Is.EqualTo(SelfTestCases.All().First(c => c.Op == "TanhForward").Seed(5)));
+        Assert.That(tanh.Seed(5), Is.Not.EqualTo(tanh.Seed(6)));
+        Assert.That(all.Select(c => c.Seed(0)).Distinct().Count(), Is.EqualTo(all.Select(c => (c.Op, c.Shape)).Distinct().Count()));
+    }
+
+    [Test]
+    public void AFilterThatMatchesNothingIsOneErrorLine()
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var err = new StringWriter();
+        Console.SetOut(new StringWriter());
+        Console.SetError(err);
+        int rc;
+        try { rc = Cli.Run(["selftest", "--device", "cpu", "--filter", "NoSuchCheck"]); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+        Assert.That(rc, Is.EqualTo(2));
+        Assert.That(err.ToString().Trim(), Does.StartWith("error: --filter NoSuchCheck: no check matches").And.Not.Contain("\n"));
     }
 }

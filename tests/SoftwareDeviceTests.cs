@@ -181,6 +181,32 @@ public class SoftwareDeviceTests
         Assert.That(v, Has.One.Contains("fill: illegal address").And.Contain("bytes past the end of the 4000-byte allocation"));
     }
 
+    [Test]
+    public void ASelftestCheckThatFaultsTheDeviceStopsTheRunAndIsNamed()
+    {
+        using var backend = new CudaBackend(tf32: false);
+        using var reference = new RlMixup.Core.Cpu.CpuBackend(1);
+        using var module = CudaModule.LoadEmbedded(_context, "elementwise");
+        var fill = module.GetFunction("fill");
+        // Runs past its buffer in the backend's own (primary) context: the fault is sticky for it.
+        var faulting = new RlMixup.Engine.SelfTest.SelfTestCase("Fault", "(1000)", RlMixup.Engine.SelfTest.Tolerance.Exact, c =>
+        {
+            c.Record("y", [0f]);
+            if (c.B is not CudaBackend) return;
+            using var y = new DeviceBuffer<float>(_context, 1000);
+            fill.Launch(64, 256, 0, _stream, new KernelArgs().Add(y).Add(1f).Add(16384UL));
+            _stream.Synchronize();
+        });
+        var all = RlMixup.Engine.SelfTest.SelfTestCases.All();
+        var report = RlMixup.Engine.SelfTest.BackendSelfTest.Run(backend, reference, false, 0,
+            [.. all.Where(c => c.Op == "Fill"), faulting, .. all.Where(c => c.Op == "Copy")]);
+        var violations = Taken(reset: true);
+        Assert.That(report.ContextLost, Is.EqualTo("context lost after Fault ((1000)): CUDA_ERROR_ILLEGAL_ADDRESS"));
+        Assert.That(report.Rows.Select(r => (r.Check, r.Pass)), Is.EqualTo(new[] { ("Fill", true), ("Fault", false) }));
+        Assert.That(report.CasesNotRun, Is.EqualTo(1));
+        Assert.That(violations, Has.Some.Contains("fill: illegal address"));
+    }
+
     // .NET keeps its own copy of the environment on Unix; the device reads the C library's.
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv(string name, string value, int overwrite);

@@ -1,4 +1,5 @@
 using RlMixup.Core;
+using RlMixup.Core.Cuda.Native;
 
 namespace RlMixup.Engine.SelfTest;
 
@@ -27,28 +28,67 @@ public sealed record SelfTestRow(string Check, string Shape, double MaxAbsError,
     public bool Pass => Worst <= 1;
 }
 
-/// <summary>The table of one candidate against the reference.</summary>
-public sealed record SelfTestReport(string Candidate, string Reference, bool Tf32, ulong Seed, IReadOnlyList<SelfTestRow> Rows)
+/// <summary>
+/// The table of one candidate against the reference. <see cref="ContextLost"/> is set when a check
+/// left the candidate's device context with a sticky error (a kernel fault): the run stopped there,
+/// and <see cref="CasesNotRun"/> checks were never run.
+/// </summary>
+public sealed record SelfTestReport(string Candidate, string Reference, bool Tf32, ulong Seed, IReadOnlyList<SelfTestRow> Rows,
+    string? ContextLost = null, int CasesNotRun = 0)
 {
-    public bool Passed => Rows.All(r => r.Pass);
+    public bool Passed => ContextLost == null && Rows.All(r => r.Pass);
     public int Failures => Rows.Count(r => !r.Pass);
 
     public void Print(TextWriter w)
     {
-        w.WriteLine($"selftest: candidate {Candidate} (TF32 {(Tf32 ? "on" : "off")}) against reference {Reference}, seed {Seed}");
+        var table = new SelfTestTable(w, Rows.Select(r => r.Check), Rows.Select(r => r.Shape));
+        table.Header(Candidate, Reference, Tf32, Seed);
+        foreach (var r in Rows) table.Row(r);
+        table.Summary(this);
+    }
+}
+
+/// <summary>
+/// The self-test's text table, written one row at a time: the column widths are fixed from the
+/// checks' names and shapes before the first row, so each row can be printed (and flushed) as soon
+/// as its check has run, and a crash or a timeout keeps every row before it.
+/// </summary>
+public sealed class SelfTestTable(TextWriter w, IEnumerable<string> checks, IEnumerable<string> shapes)
+{
+    private readonly int _opW = Math.Max(5, checks.Select(c => c.Length).DefaultIfEmpty(0).Max());
+    private readonly int _shapeW = Math.Max(5, shapes.Select(s => s.Length).DefaultIfEmpty(0).Max());
+    private const int TolW = 24;
+
+    /// <summary>A table for <paramref name="cases"/>: the check column fits each case's name with a group suffix.</summary>
+    public static SelfTestTable For(TextWriter w, IReadOnlyList<SelfTestCase> cases) =>
+        new(w, cases.Select(c => c.Op + ": running statistics").Append("determinism: candidate twice, same seed"), cases.Select(c => c.Shape));
+
+    public void Header(string candidate, string reference, bool tf32, ulong seed)
+    {
+        w.WriteLine($"selftest: candidate {candidate} (TF32 {(tf32 ? "on" : "off")}) against reference {reference}, seed {seed}");
         w.WriteLine("  worst = max_i |a_i − b_i| / (atol·S + rtol·|b_i|), a candidate, b reference, S = max |b|; PASS when worst ≤ 1");
-        int opW = Math.Max(5, Rows.Max(r => r.Check.Length)), shapeW = Math.Max(5, Rows.Max(r => r.Shape.Length));
-        int tolW = Math.Max(9, Rows.Max(r => r.Tolerance.ToString().Length));
-        w.WriteLine($"{"check".PadRight(opW)}  {"shape".PadRight(shapeW)}  {"max |a−b|",10}  {"worst",9}  {"tolerance".PadRight(tolW)}  result");
-        w.WriteLine(new string('-', opW + shapeW + tolW + 40));
-        foreach (var r in Rows)
-        {
-            string line = $"{r.Check.PadRight(opW)}  {r.Shape.PadRight(shapeW)}  {Num(r.MaxAbsError),10}  {Num(r.Worst),9}  {r.Tolerance.ToString().PadRight(tolW)}  {(r.Pass ? "PASS" : "FAIL")}";
-            w.WriteLine(r.Detail.Length == 0 ? line : $"{line}  {r.Detail}");
-        }
-        w.WriteLine(Passed
-            ? $"selftest: all {Rows.Count} checks passed"
-            : $"selftest: {Failures} of {Rows.Count} checks FAILED: {string.Join(", ", Rows.Where(r => !r.Pass).Select(r => r.Check))}");
+        w.WriteLine($"{"check".PadRight(_opW)}  {"shape".PadRight(_shapeW)}  {"max |a−b|",10}  {"worst",9}  {"tolerance".PadRight(TolW)}  result");
+        w.WriteLine(new string('-', _opW + _shapeW + TolW + 40));
+        w.Flush();
+    }
+
+    public void Row(SelfTestRow r)
+    {
+        string line = $"{r.Check.PadRight(_opW)}  {r.Shape.PadRight(_shapeW)}  {Num(r.MaxAbsError),10}  {Num(r.Worst),9}  {r.Tolerance.ToString().PadRight(TolW)}  {(r.Pass ? "PASS" : "FAIL")}";
+        w.WriteLine(r.Detail.Length == 0 ? line : $"{line}  {r.Detail}");
+        w.Flush();
+    }
+
+    public void Summary(SelfTestReport report)
+    {
+        if (report.ContextLost != null)
+            w.WriteLine($"selftest: {report.ContextLost}; {report.CasesNotRun} check(s) not run" +
+                (report.Failures > 0 ? $"; FAILED: {string.Join(", ", report.Rows.Where(r => !r.Pass).Select(r => r.Check))}" : ""));
+        else
+            w.WriteLine(report.Passed
+                ? $"selftest: all {report.Rows.Count} checks passed"
+                : $"selftest: {report.Failures} of {report.Rows.Count} checks FAILED: {string.Join(", ", report.Rows.Where(r => !r.Pass).Select(r => r.Check))}");
+        w.Flush();
     }
 
     private static string Num(double v) => double.IsPositiveInfinity(v) ? "inf" : v == 0 ? "0" : v.ToString(v < 1e-3 || v >= 1e4 ? "0.00E+0" : "0.0000");
@@ -60,29 +100,47 @@ public sealed record SelfTestReport(string Candidate, string Reference, bool Tf3
 /// PreActResNet18 training step and the whole RL-Mixup batch transform, then determinism (the
 /// candidate run twice on the same seed must give bitwise-identical outputs). Each check builds its
 /// inputs on the host from an Rng seeded by (seed, check), so both backends see the same numbers.
+/// Rows are handed to <c>onRow</c> as each check finishes. After each check the candidate is
+/// synchronised: a sticky device error (<see cref="CudaException.LosesContext"/>) there, or thrown
+/// by the check, ends the run with "context lost after CHECK", since every later check would fail
+/// with the same error and hide which one caused it.
 /// </summary>
 public static class BackendSelfTest
 {
     /// <summary>Runs every check; <paramref name="tf32"/> says the candidate uses TF32 (looser GEMM and convolution tolerances).</summary>
-    public static SelfTestReport Run(IBackend candidate, IBackend reference, bool tf32, ulong seed, IReadOnlyList<SelfTestCase>? cases = null)
+    public static SelfTestReport Run(IBackend candidate, IBackend reference, bool tf32, ulong seed, IReadOnlyList<SelfTestCase>? cases = null,
+        Action<SelfTestRow>? onRow = null)
     {
         cases ??= SelfTestCases.All();
         var rows = new List<SelfTestRow>();
-        var firstRuns = new List<(SelfTestCase Case, List<Output>? Outputs)>();
+        void Add(SelfTestRow row)
+        {
+            rows.Add(row);
+            onRow?.Invoke(row);
+        }
+        var firstRuns = new List<(SelfTestCase Case, ulong Seed, List<Output>? Outputs)>();
         for (int i = 0; i < cases.Count; i++)
         {
             var c = cases[i];
-            var expected = Execute(c, reference, CaseSeed(seed, i));
+            ulong caseSeed = c.Seed(seed);
+            var expected = Execute(c, reference, caseSeed);
             List<Output>? actual = null;
             string? error = null;
-            try { actual = Execute(c, candidate, CaseSeed(seed, i)); }
-            catch (Exception e) when (e is not OutOfMemoryException) { error = $"{e.GetType().Name}: {OneLine(e.Message)}"; }
-            firstRuns.Add((c, actual));
+            CudaException? fault = null;
+            try { actual = Execute(c, candidate, caseSeed); }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                error = $"{e.GetType().Name}: {OneLine(e.Message)}";
+                if (e is CudaException { LosesContext: true } ce) fault = ce;
+            }
+            fault ??= StickyError(candidate);
+            if (fault != null && actual != null) { actual = null; error = $"the device faulted: {OneLine(fault.Message)}"; }
+            firstRuns.Add((c, caseSeed, actual));
             var tol = tf32 ? c.Tf32 : c.Fp32;
             foreach (var group in expected.Select(o => o.Group).Distinct())
             {
                 string check = group.Length == 0 ? c.Op : $"{c.Op}: {group}";
-                if (actual == null) { rows.Add(new SelfTestRow(check, c.Shape, double.PositiveInfinity, double.PositiveInfinity, tol, error!)); continue; }
+                if (actual == null) { Add(new SelfTestRow(check, c.Shape, double.PositiveInfinity, double.PositiveInfinity, tol, error!)); continue; }
                 double maxAbs = 0, worst = 0;
                 string worstName = "";
                 var groupOutputs = expected.Where(o => o.Group == group).ToList();
@@ -94,7 +152,7 @@ public static class BackendSelfTest
                     var (m, w) = complete
                         ? Compare([.. groupOutputs.SelectMany(e => byName[e.Name].Values)], [.. groupOutputs.SelectMany(e => e.Values)], tol)
                         : (double.PositiveInfinity, double.PositiveInfinity);
-                    rows.Add(new SelfTestRow(check, c.Shape, m, w, tol, ""));
+                    Add(new SelfTestRow(check, c.Shape, m, w, tol, ""));
                     continue;
                 }
                 foreach (var e in groupOutputs)
@@ -104,11 +162,23 @@ public static class BackendSelfTest
                     maxAbs = Math.Max(maxAbs, m);
                     if (w > worst || worstName.Length == 0) { worst = Math.Max(worst, w); worstName = e.Label; }
                 }
-                rows.Add(new SelfTestRow(check, c.Shape, maxAbs, worst, tol, groupOutputs.Count > 1 && worst > 0 ? $"worst: {worstName}" : ""));
+                Add(new SelfTestRow(check, c.Shape, maxAbs, worst, tol, groupOutputs.Count > 1 && worst > 0 ? $"worst: {worstName}" : ""));
             }
+            if (fault != null)
+                return new SelfTestReport(candidate.Name, reference.Name, tf32, seed, rows,
+                    $"context lost after {c.Op} ({c.Shape}): {fault.Status}", cases.Count - i - 1);
         }
-        rows.Add(Determinism(candidate, seed, cases, firstRuns));
+        Add(Determinism(candidate, firstRuns));
         return new SelfTestReport(candidate.Name, reference.Name, tf32, seed, rows);
+    }
+
+    /// <summary>The candidate's sticky device error, if it has one now (its stream synchronised); null for a healthy device or the CPU.</summary>
+    private static CudaException? StickyError(IBackend candidate)
+    {
+        try { candidate.Synchronize(); }
+        catch (CudaException e) when (e.LosesContext) { return e; }
+        catch (CudaException) { }
+        return null;
     }
 
     /// <summary>(max |a−b|, worst) of candidate a against reference b under <paramref name="tol"/> (see <see cref="Tolerance"/>).</summary>
@@ -159,19 +229,18 @@ public static class BackendSelfTest
         return (maxAbs, rel / tol.Rtol);
     }
 
-    private static SelfTestRow Determinism(IBackend candidate, ulong seed, IReadOnlyList<SelfTestCase> cases, List<(SelfTestCase Case, List<Output>? Outputs)> firstRuns)
+    private static SelfTestRow Determinism(IBackend candidate, List<(SelfTestCase Case, ulong Seed, List<Output>? Outputs)> firstRuns)
     {
         const string check = "determinism: candidate twice, same seed";
         long values = 0;
-        for (int i = 0; i < cases.Count; i++)
+        foreach (var (c, caseSeed, first) in firstRuns)
         {
-            var first = firstRuns[i].Outputs;
             if (first == null) continue;   // already a FAIL row
             List<Output> second;
-            try { second = Execute(cases[i], candidate, CaseSeed(seed, i)); }
+            try { second = Execute(c, candidate, caseSeed); }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                return new SelfTestRow(check, "every check", double.PositiveInfinity, double.PositiveInfinity, Tolerance.Exact, $"{cases[i].Op}: {OneLine(e.Message)}");
+                return new SelfTestRow(check, "every check", double.PositiveInfinity, double.PositiveInfinity, Tolerance.Exact, $"{c.Op}: {OneLine(e.Message)}");
             }
             foreach (var o in first)
             {
@@ -179,7 +248,7 @@ public static class BackendSelfTest
                 for (int k = 0; k < o.Values.Length; k++)
                     if (BitConverter.SingleToInt32Bits(o.Values[k]) != BitConverter.SingleToInt32Bits(again[k]))
                         return new SelfTestRow(check, "every check", Math.Abs((double)o.Values[k] - again[k]), double.PositiveInfinity, Tolerance.Exact,
-                            $"{cases[i].Op}: {o.Label}[{k}] differs between two runs");
+                            $"{c.Op}: {o.Label}[{k}] differs between two runs");
                 values += o.Values.Length;
             }
         }
@@ -192,9 +261,6 @@ public static class BackendSelfTest
         c.Run(ctx);
         return ctx.Outputs;
     }
-
-    /// <summary>The Rng seed of check <paramref name="index"/>: independent streams per check, all from one seed.</summary>
-    private static ulong CaseSeed(ulong seed, int index) => seed * 0x9E3779B97F4A7C15UL + (ulong)index * 0xBF58476D1CE4E5B9UL + 1;
 
     private static string OneLine(string s) => string.Join(" ", s.Split((char[])['\r', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()));
 }
@@ -214,6 +280,34 @@ public sealed record Output(string Name, float[] Values)
 public sealed record SelfTestCase(string Op, string Shape, Tolerance Fp32, Tolerance Tf32, Action<SelfTestContext> Run)
 {
     public SelfTestCase(string op, string shape, Tolerance both, Action<SelfTestContext> run) : this(op, shape, both, both, run) { }
+
+    /// <summary>
+    /// The Rng seed of this check for run seed <paramref name="seed"/>: independent streams per check,
+    /// all from one seed, and each check's own whatever other checks run with it (<c>--filter</c>
+    /// reruns a failing check on exactly the inputs it failed on).
+    /// </summary>
+    public ulong Seed(ulong seed)
+    {
+        ulong h = 0xCBF29CE484222325UL;   // FNV-1a of the check's name and shape
+        foreach (char ch in Op + "\u0001" + Shape) h = (h ^ ch) * 0x100000001B3UL;
+        return seed * 0x9E3779B97F4A7C15UL + h * 0xBF58476D1CE4E5B9UL + 1;
+    }
+
+    /// <summary>
+    /// Whether <c>--filter</c> <paramref name="pattern"/> selects this check: comma-separated terms,
+    /// each a case-insensitive substring of "Op shape" or, with '*', a wildcard pattern of it.
+    /// </summary>
+    public bool Matches(string pattern)
+    {
+        string name = $"{Op} {Shape}";
+        foreach (var term in pattern.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!term.Contains('*')) { if (name.Contains(term, StringComparison.OrdinalIgnoreCase)) return true; continue; }
+            var rx = "^" + string.Join(".*", term.Split('*').Select(System.Text.RegularExpressions.Regex.Escape)) + "$";
+            if (System.Text.RegularExpressions.Regex.IsMatch(name, rx, System.Text.RegularExpressions.RegexOptions.IgnoreCase)) return true;
+        }
+        return false;
+    }
 }
 
 /// <summary>What a check sees: the backend, the seeded Rng, tensor helpers, and the outputs it records.</summary>
