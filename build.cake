@@ -68,10 +68,34 @@ Task("PublishGpu")
     // The software device (tests/SoftwareDevice) simulates CUDA for CI; it must never reach a GPU machine.
     var simulated = GetFiles(output.FullPath + "/libswdev*").Concat(GetFiles(output.FullPath + "/libcuda*")).Concat(GetFiles(output.FullPath + "/libcu*"));
     if (simulated.Any()) throw new Exception($"PublishGpu: the package holds {string.Join(", ", simulated)}; the software device and CUDA libraries never go into it");
+    // The GPU machine has no .git: the package says which commit it was built from (and whether the
+    // tree had changes not committed), for docs/gpu-runs.md and gpu-check's summary.
+    System.IO.File.WriteAllText(output.CombineWithFilePath("COMMIT").FullPath, GitDescription() + "\n");
     long size = GetFiles(output.FullPath + "/*").Sum(f => FileSize(f));
     Information($"PublishGpu: {output} holds {size / 1048576.0:0.0} MiB (limit {MaxGpuBinaryBytes / 1048576} MiB): {string.Join(", ", GetFiles(output.FullPath + "/*").Select(f => f.GetFilename()))}");
     if (size >= MaxGpuBinaryBytes)
         throw new Exception($"PublishGpu: {output} holds {size / 1048576.0:0.0} MiB, over the {MaxGpuBinaryBytes / 1048576} MiB limit");
 });
+
+// "COMMIT_SHA (committed)" or "COMMIT_SHA plus changes not committed"; "unknown" without git.
+string GitDescription()
+{
+    string Git(string args)
+    {
+        try
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo("git", args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            using var p = System.Diagnostics.Process.Start(psi);
+            string text = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return p.ExitCode == 0 ? text : null;
+        }
+        catch (System.ComponentModel.Win32Exception) { return null; }
+    }
+    string sha = Git("rev-parse HEAD");
+    if (sha == null) return "unknown (not built from a git checkout)";
+    string dirty = Git("status --porcelain --untracked-files=no");
+    return string.IsNullOrEmpty(dirty) ? $"{sha} (committed)" : $"{sha} plus changes not committed";
+}
 
 RunTarget(target);

@@ -2,11 +2,12 @@
 # Runs the engine and the PyTorch reference side by side, in ONE invocation on one machine, and
 # prints the ratio of their median times (> 1 means the engine is faster).
 #
-#   bench/compare_torch.sh [--device cpu|cuda] [--steps N] [--warmup N] [--rounds N] [--ppo-repeats N] [--plain] [widths...]
+#   bench/compare_torch.sh [--device cpu|cuda] [--steps N] [--warmup N] [--rounds N] [--ppo-repeats N] [--variants LIST] [--plain] [widths...]
 #
 # For every width (default: 16 64):
 #   - the RL-Mixup step, phase by phase: `rlmixup bench` against bench/reference/torch_rlmixup.py;
-#     on cuda the reference runs three variants: eager fp32, AMP bf16 channels_last, torch.compile;
+#     on cuda the reference runs three variants: eager fp32, AMP bf16 channels_last, torch.compile
+#     (--variants eager,amp,compile chooses among them; the CPU has eager only);
 #   - with --plain also the plain training step (bench project's `step` against torch_step.py, CPU).
 # With --rounds N (default 1) the two programs run alternately N times (engine, reference, engine,
 # …), so that a burst of load on a shared host hits both; each phase then reports the median over
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-device=cpu steps="" warmup="" plain=0 rounds=1 ppo_repeats=3 widths=()
+device=cpu steps="" warmup="" plain=0 rounds=1 ppo_repeats=3 widths=() variant_list=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
@@ -28,7 +29,8 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --ppo-repeats) ppo_repeats="$2"; shift 2 ;;
     --plain) plain=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --variants) variant_list="$2"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "error: unknown option $1" >&2; exit 2 ;;
     *) widths+=("$1"); shift ;;
   esac
@@ -37,6 +39,16 @@ done
 case "$device" in cpu|cuda) ;; *) echo "error: --device must be cpu or cuda" >&2; exit 2 ;; esac
 case "$rounds" in ''|*[!0-9]*|0) echo "error: --rounds must be a positive integer" >&2; exit 2 ;; esac
 case "$ppo_repeats" in ''|*[!0-9]*|0) echo "error: --ppo-repeats must be a positive integer" >&2; exit 2 ;; esac
+[ -n "$variant_list" ] || variant_list=$([ "$device" = cuda ] && echo eager,amp,compile || echo eager)
+variants=()
+for v in ${variant_list//,/ }; do
+  case "$v" in
+    eager) variants+=("eager:") ;;
+    amp|compile) [ "$device" = cuda ] || { echo "error: --variants $v needs --device cuda" >&2; exit 2; }; variants+=("$v:--$v") ;;
+    *) echo "error: --variants: unknown variant $v (eager, amp, compile)" >&2; exit 2 ;;
+  esac
+done
+[ ${#variants[@]} -gt 0 ] || { echo "error: --variants names none" >&2; exit 2; }
 python=${PYTHON:-/usr/bin/python3}
 if ! "$python" -c "import torch" 2>/dev/null; then
   echo "error: $python cannot import torch (on Debian: apt-get install python3-torch; or set PYTHON)" >&2; exit 2
@@ -59,8 +71,6 @@ for w in "${widths[@]}"; do
   s=${steps:-$([ "$w" -ge 48 ] && [ "$device" = cpu ] && echo 5 || echo 10)}
   wu=${warmup:-$([ "$device" = cpu ] && echo 1 || echo 3)}
   echo "== width $w, $device, $s steps after $wu warmup =="
-  variants=("eager:")
-  [ "$device" = cuda ] && variants+=("amp:--amp" "compile:--compile")
   declare -A refs=()
   ours=""
   for r in $(seq 1 "$rounds"); do

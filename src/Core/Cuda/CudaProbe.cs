@@ -32,7 +32,7 @@ public static class CudaProbe
                 string parts = $"{load.Companions.Count - failed.Count} of {load.Companions.Count} companions loaded";
                 yield return $"{(load.ShortName + " parts").PadRight(Label)}{parts}" +
                     (failed.Count == 0 ? "" : $"; failed: {string.Join("; ", failed)}") +
-                    (verbose ? $"; loaded: {string.Join(", ", load.Companions.Where(c => c.Loaded))}" : "");
+                    (verbose && load.Companions.Any(c => c.Loaded) ? $"; loaded: {string.Join(", ", load.Companions.Where(c => c.Loaded))}" : "");
             }
             if (verbose)
             {
