@@ -23,7 +23,11 @@ channels (zero for every image and position of the batch), the same fields as th
 `--step-stats`.
 
   /usr/bin/python3 bench/reference/torch_train.py --data DIR --policy input-mixup --width 16 \
-      --epochs 10 --seed 1 --out runs/torch-im-1 [--lr-max 0.2] [--threads 1] [--init FILE]
+      --epochs 10 --seed 1 --out runs/torch-im-1 [--lr-max 0.2] [--threads 1] [--init FILE] [--device cuda]
+
+--save-init FILE writes the weights this seed initialises (safetensors, the state-dict names the
+engine's --init-weights reads) and exits. --device cuda trains on a GPU; the data, the augmentation
+and every random draw stay on the CPU, so the stream of a seed is the same on either device.
 """
 
 import argparse
@@ -230,10 +234,11 @@ def evaluate(model, images, labels, indices, batch):
     model.eval()
     correct = correct5 = 0
     loss = 0.0
+    device = next(model.parameters()).device
     with torch.no_grad():
         for s in range(0, len(indices), batch):
             i = indices[s:s + batch]
-            out = model(normalise(images[i]))
+            out = model(normalise(images[i]).to(device)).cpu()
             loss += float(F.cross_entropy(out, labels[i], reduction="sum"))
             top5 = out.topk(min(5, out.shape[1]), dim=1).indices
             correct += int((top5[:, 0] == labels[i]).sum())
@@ -278,13 +283,18 @@ def main():
     ap.add_argument("--patches", type=int, default=16)
     ap.add_argument("--init", help="safetensors file with the classifier's starting weights")
     ap.add_argument("--step-stats", type=int, default=0, metavar="N", help="write steps.jsonl every N steps")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--save-init", metavar="FILE", help="write this seed's initial weights to FILE (safetensors) and exit")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--out")
     args = ap.parse_args()
+    if not args.out and not args.save_init:
+        ap.error("--out is required (or --save-init)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
     train_x, train_y = read_cifar(args.data, True, args.max_train_images)
     test_x, test_y = read_cifar(args.data, False, args.max_test_images)
     classes = int(max(train_y.max(), test_y.max())) + 1
@@ -292,6 +302,12 @@ def main():
     model = PreActResNet18(width=args.width, num_classes=classes)
     if args.init:
         model.load_state_dict(safetensors_io.read(args.init), strict=False)
+    if args.save_init:
+        safetensors_io.write(args.save_init, {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")},
+                             {"seed": args.seed, "width": args.width, "classes": classes})
+        return
+    device = torch.device(args.device)
+    model.to(device)
     steps_per_epoch = len(train_y) // args.batch
     total = steps_per_epoch * args.epochs
     opt = torch.optim.SGD(model.parameters(), lr=args.lr_max / 50, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -323,8 +339,8 @@ def main():
         ppo = None
         for b in range(steps_per_epoch):
             idx = order[b * args.batch:(b + 1) * args.batch]
-            x = augment(train_x[idx], args.crop_pad, True)
-            y = F.one_hot(train_y[idx], classes).float()
+            x = augment(train_x[idx], args.crop_pad, True).to(device)
+            y = F.one_hot(train_y[idx], classes).float().to(device)
             if args.policy == "input-mixup":
                 lam = float(torch.distributions.Beta(args.mixup_alpha, args.mixup_alpha).sample())
                 perm = torch.randperm(len(idx))
@@ -343,7 +359,7 @@ def main():
                 y = kept * y + (1 - kept) * y[perm]
             elif args.policy in ("random", "rl"):
                 maps = saliency_maps(model, x, y, args.patches)
-                actions = agent.act(maps) if agent else torch.randint(0, 10, (len(idx),))
+                actions = agent.act(maps.cpu()).to(device) if agent else torch.randint(0, 10, (len(idx),)).to(device)
                 x, y = mask_mix(x.detach(), y, maps, actions, 10, args.alpha)
             step += 1
             record = args.step_stats and step % args.step_stats == 0
